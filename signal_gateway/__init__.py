@@ -1,0 +1,3 @@
+"""signal_gateway: live traffic-signal countdowns from MQTT controllers to WebSocket clients."""
+
+__version__ = "0.1.0"
