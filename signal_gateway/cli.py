@@ -15,10 +15,13 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from signal_gateway import __version__
 from signal_gateway.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from signal_gateway.api.app import GatewayApp
 
 log = logging.getLogger("signal_gateway")
 
@@ -81,8 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
-    from simulator.cli import add_arguments
-
+    try:
+        from simulator.cli import add_arguments
+    except ImportError:  # a broken simulator must not take the gateway's CLI down with it
+        parser.add_argument("--broker", default="mqtt://127.0.0.1:1883")
+        return
     add_arguments(parser)
 
 
@@ -148,7 +154,9 @@ def convert(args: argparse.Namespace) -> int:
     """``convert j2735 FILE``: print our reading of a J2735 SPaT feed."""
     from signal_gateway.j2735_convert import convert_command
 
-    return convert_command(args.file, sys.stdout, json_output=args.json, registry_path=args.intersections)
+    return convert_command(
+        args.file, sys.stdout, json_output=args.json, registry_path=args.intersections
+    )
 
 
 async def simulate(args: argparse.Namespace) -> int:
@@ -173,7 +181,9 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
-async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
+async def serve(
+    settings: Settings, *, stop: asyncio.Event | None = None, app: GatewayApp | None = None
+) -> int:
     """``serve``: the gateway until SIGINT/SIGTERM (or ``stop``)."""
     import uvicorn
 
@@ -181,13 +191,17 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
     from signal_gateway.core.registry import ConfigError
 
     try:
-        app = create_app(settings)
+        app = app or create_app(settings)
     except ConfigError as exc:
         for problem in exc.problems:
             log.error("%s: %s", settings.intersections, problem)
         return EXIT_CONFIG
     if settings.port and not port_free(settings.host, settings.port):
-        log.error("port %d on %s is already in use: choose another with --port", settings.port, settings.host)
+        log.error(
+            "port %d on %s is already in use: choose another with --port",
+            settings.port,
+            settings.host,
+        )
         return EXIT_CONFIG
     config = uvicorn.Config(
         app,
@@ -238,9 +252,10 @@ class GatewayServer:
 
 async def demo(settings: Settings, args: argparse.Namespace) -> int:
     """``demo``: embedded broker, all simulated controllers, the gateway and the web page."""
+    from simulator.controllers import Simulator
+
     from signal_gateway.core.registry import ConfigError, load_registry
     from signal_gateway.embedded_broker import EmbeddedBroker
-    from simulator.controllers import Simulator
 
     try:
         registry = load_registry(settings.registry_path)
@@ -250,7 +265,9 @@ async def demo(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     if not port_free(args.host, args.port):
         log.error(
-            "port %d on %s is already in use: stop what uses it or pick --port", args.port, args.host
+            "port %d on %s is already in use: stop what uses it or pick --port",
+            args.port,
+            args.host,
         )
         return EXIT_CONFIG
     async with contextlib.AsyncExitStack() as stack:
@@ -265,7 +282,9 @@ async def demo(settings: Settings, args: argparse.Namespace) -> int:
                 return EXIT_CONFIG
             stack.push_async_callback(broker.stop)
             log.info("embedded MQTT broker on 127.0.0.1:%d", broker.port)
-            broker_settings = load_settings({**_asdict(settings), "broker": f"mqtt://127.0.0.1:{broker.port}"})
+            broker_settings = load_settings(
+                {**_asdict(settings), "broker": f"mqtt://127.0.0.1:{broker.port}"}
+            )
         url = broker_settings.broker_url()
         sim = Simulator(
             registry,

@@ -1,0 +1,1 @@
+"""Test infrastructure shared by the integration suites (real Mosquitto, real gateway)."""
