@@ -32,7 +32,9 @@ def wait_for_port(port: int, timeout_s: float = 10.0, host: str = "127.0.0.1") -
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s} s") from None
+                raise TimeoutError(
+                    f"nothing listens on {host}:{port} after {timeout_s} s"
+                ) from None
             time.sleep(0.02)
 
 
@@ -95,7 +97,10 @@ class MosquittoProcess:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
