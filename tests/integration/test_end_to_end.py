@@ -12,7 +12,7 @@ import pytest
 
 from signal_gateway.core.registry import Registry
 from signal_gateway.testing import G, spat_payload, status_payload
-from tests.support.gateway import next_frame, running_gateway, ws_client
+from tests.support.gateway import next_frame, running_gateway, until, ws_client
 from tests.support.mosquitto import MosquittoProcess
 
 pytestmark = pytest.mark.broker
@@ -98,9 +98,7 @@ async def test_malformed_messages_are_counted_and_change_nothing(
             mosquitto, "signals/YT001/spat", spat_payload("YT001", 7, ts, [G(2, "green", 20)])
         )
         city = gw.gateway.city
-        async with asyncio.timeout(5):
-            while city.state("YT001").last_seq != 7:
-                await asyncio.sleep(0.01)
+        await until(lambda: city.state("YT001").last_seq == 7)
         results = gw.gateway.ingest.stats.results
         assert results.get("not_json") == 1
         assert results.get("not_utf8") == 1
@@ -126,7 +124,7 @@ async def test_silent_controller_goes_unknown_within_stale_time(
         live = await next_frame(ws, "update")
         assert group(live, "YT001", 2)["end_ms"] is not None
         received = time.perf_counter()
-        stale = await next_frame(ws, "update", timeout=5)
+        stale = await next_frame(ws, "update", within_s=5)
         waited = time.perf_counter() - received
         view = stale["intersections"][0]
         assert view["stale"] is True
@@ -146,7 +144,7 @@ async def test_last_will_makes_intersection_offline_at_once(
         )
         await next_frame(ws, "update")
         await publish(mosquitto, "signals/YT001/status", status_payload(False), "-r")
-        offline = await next_frame(ws, "update", timeout=1)
+        offline = await next_frame(ws, "update", within_s=1)
         view = offline["intersections"][0]
         assert view["online"] is False
         assert all(g["end_ms"] is None for g in view["groups"])
@@ -161,7 +159,5 @@ async def test_retained_spat_is_refused(mosquitto: MosquittoProcess, registry: R
         "-r",
     )
     async with running_gateway(mosquitto.url, registry) as gw:
-        async with asyncio.timeout(5):
-            while gw.gateway.ingest.stats.results.get("retained_spat") != 1:
-                await asyncio.sleep(0.01)
+        await until(lambda: gw.gateway.ingest.stats.results.get("retained_spat") == 1)
         assert gw.gateway.city.view("YT001").countdowns_shown is False

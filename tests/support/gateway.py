@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,13 +74,24 @@ async def running_gateway(
         await task
 
 
-async def next_frame(ws: ClientConnection, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+async def next_frame(ws: ClientConnection, kind: str, within_s: float = 5.0) -> dict[str, Any]:
     """The next frame of the given type, skipping others."""
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(within_s):
         while True:
             frame: dict[str, Any] = json.loads(await ws.recv())
             if frame["type"] == kind:
                 return frame
+
+
+async def until(condition: Callable[[], bool], within_s: float = 5.0) -> None:
+    """Poll a condition of in-process state every 10 ms until it holds (or time out).
+
+    For state the gateway exposes no event for (counters, bookkeeping): polling a condition,
+    unlike a fixed sleep, ends as soon as it holds and fails loudly if it never does.
+    """
+    async with asyncio.timeout(within_s):
+        while not condition():
+            await asyncio.sleep(0.01)
 
 
 @contextlib.asynccontextmanager
