@@ -90,7 +90,9 @@ async def until(condition: Callable[[], bool], within_s: float = 5.0) -> None:
     unlike a fixed sleep, ends as soon as it holds and fails loudly if it never does.
     """
     async with asyncio.timeout(within_s):
-        while not condition():
+        while True:
+            if condition():
+                return
             await asyncio.sleep(0.01)
 
 
