@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from signal_gateway.fanout.hub import Client
@@ -22,9 +22,9 @@ from signal_gateway.gateway import Gateway
 
 log = logging.getLogger("signal_gateway.ws")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 CLOSE_POLICY = 1008
 ERRORS_BEFORE_CLOSE = 10
@@ -92,8 +92,10 @@ class PublicSocket:
                 if text is None:
                     text = (message.get("bytes") or b"").decode("utf-8", "replace")
                 now = clock()
-                error = self._handle(client, text, now) if bucket.take(now) else OpError(
-                    "rate_limited", f"more than {settings.ws_ops_per_s:g} ops/s"
+                error = (
+                    self._handle(client, text, now)
+                    if bucket.take(now)
+                    else OpError("rate_limited", f"more than {settings.ws_ops_per_s:g} ops/s")
                 )
                 if error is not None:
                     errors += 1

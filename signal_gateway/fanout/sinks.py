@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 log = logging.getLogger("signal_gateway.ws")
 
-AsgiSend = Callable[[dict[str, Any]], Awaitable[None]]
+AsgiSend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 # Below this many buffered bytes a client is ready for the next frame; above it the hub skips
 # the client and remembers what it missed (latest state wins) instead of queueing frames.
@@ -114,10 +114,12 @@ class AsgiSink:
 
 
 async def _close(
-    send: AsgiSend, code: int, reason: str, abort: Callable[[], None] | None, timeout: float = 2.0
+    send: AsgiSend, code: int, reason: str, abort: Callable[[], None] | None, wait_s: float = 2.0
 ) -> None:
     try:
-        await asyncio.wait_for(send({"type": "websocket.close", "code": code, "reason": reason}), timeout)
+        await asyncio.wait_for(
+            send({"type": "websocket.close", "code": code, "reason": reason}), wait_s
+        )
     except (TimeoutError, Exception) as exc:
         log.debug("close did not complete (%s); aborting", exc)
         if abort is not None:
@@ -127,8 +129,10 @@ async def _close(
 def make_sink(send: AsgiSend) -> TransportSink | AsgiSink:
     """The fast transport sink under uvicorn's websockets-sansio protocol, else the portable one."""
     proto = getattr(send, "__self__", None)
-    if proto is not None and all(
-        hasattr(proto, name) for name in ("conn", "transport", "close_sent")
-    ) and hasattr(proto.conn, "send_text"):
+    if (
+        proto is not None
+        and all(hasattr(proto, name) for name in ("conn", "transport", "close_sent"))
+        and hasattr(proto.conn, "send_text")
+    ):
         return TransportSink(proto, send)
     return AsgiSink(send)
