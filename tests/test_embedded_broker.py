@@ -527,7 +527,8 @@ async def test_stop_closes_every_client_connection() -> None:
     await running.start()
     port = running.port
     async with await RawClient.connect(port, "a") as first, await RawClient.open(port) as second:
-        await running.stop()
+        async with asyncio.timeout(1.0):  # a clean close, not the 2 s abort fallback
+            await running.stop()
         assert await first.expect_closed() == b""
         assert await second.expect_closed() == b""
     await running.stop()
