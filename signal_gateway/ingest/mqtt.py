@@ -25,6 +25,9 @@ from signal_gateway.settings import BrokerURL
 
 log = logging.getLogger("signal_gateway.mqtt")
 
+# A handler for another feed on the same broker (e.g. J2735 SPaT): topic, payload, receive ms.
+ExtraHandler = Callable[[str, bytes, int], list[Outcome]]
+
 
 def wall_ms() -> int:
     """The gateway clock, Unix ms (the only clock the I/O layer reads)."""
@@ -77,7 +80,7 @@ class MqttIngest:
         max_payload_bytes: int = wire.DEFAULT_MAX_PAYLOAD_BYTES,
         backoff: tuple[float, float] = (0.5, 15.0),
         on_outcome: Callable[[Outcome], None] | None = None,
-        extra_handlers: dict[str, Callable[[str, bytes, int], list[Outcome]]] | None = None,
+        extra_handlers: dict[str, ExtraHandler] | None = None,
         clock: Callable[[], int] = wall_ms,
     ) -> None:
         self.city = city
@@ -144,11 +147,13 @@ class MqttIngest:
     def handle(self, topic: str, payload: bytes, retained: bool = False) -> list[Outcome]:
         """Parse, judge and apply one message; returns what the city made of it. Never raises."""
         now = self.clock()
-        handler = self.extra_handlers.get(topic)
-        if handler is not None:
-            outcomes = handler(topic, payload, now)
-        else:
-            outcomes = [self._handle_own(topic, payload, retained, now)]
+        try:
+            outcomes = self._dispatch(topic, payload, retained, now)
+        except Exception:  # a bug must cost one message, never the loop or other data
+            log.exception("internal error handling a message on %s", topic)
+            outcomes = [
+                self.city.reject(Rejection("internal_error", f"{topic}: see the log"), now)
+            ]
         for outcome in outcomes:
             self.stats.results[outcome.result] = self.stats.results.get(outcome.result, 0) + 1
             if outcome.rejection is not None:
@@ -156,6 +161,25 @@ class MqttIngest:
             if self.on_outcome is not None:
                 self.on_outcome(outcome)
         return outcomes
+
+    def _dispatch(self, topic: str, payload: bytes, retained: bool, now: int) -> list[Outcome]:
+        handler = self._extra_handler(topic)
+        if handler is None:
+            return [self._handle_own(topic, payload, retained, now)]
+        if retained:
+            # Retained SPaT of any dialect is old by definition: its times would be wrong.
+            rejection = Rejection("retained_spat", f"retain flag on {topic}: stale on arrival")
+            return [self.city.reject(rejection, now)]
+        return handler(topic, payload, now)
+
+    def _extra_handler(self, topic: str) -> ExtraHandler | None:
+        if not self.extra_handlers:
+            return None
+        parsed = aiomqtt.Topic(topic)
+        for pattern, handler in self.extra_handlers.items():
+            if parsed.matches(pattern):
+                return handler
+        return None
 
     def _handle_own(self, topic: str, payload: bytes, retained: bool, now: int) -> Outcome:
         parsed_topic = wire.parse_topic(topic, self.prefix)
