@@ -11,7 +11,18 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from signal_gateway.core.model import SignalState
+from signal_gateway.core.model import (
+    Approach,
+    GroupReading,
+    Intersection,
+    Mode,
+    Movement,
+    SignalGroup,
+    SignalState,
+    SpatReport,
+    StatusReport,
+)
+from signal_gateway.core.registry import Registry, derive_conflicts
 
 
 class FakeClock:
@@ -84,6 +95,88 @@ def status_payload(online: bool, ts_ms: int | None = None) -> bytes:
     if ts_ms is not None:
         body["ts_ms"] = ts_ms
     return _dumps(body)
+
+
+def spat_report(
+    intersection_id: str,
+    seq: int,
+    ts_ms: int,
+    groups: Iterable[G],
+    mode: Mode | str = Mode.NORMAL,
+) -> SpatReport:
+    """The core's SpatReport for what ``spat_payload`` would carry (seconds become ms)."""
+    return SpatReport(
+        intersection_id=intersection_id,
+        seq=seq,
+        ts_ms=ts_ms,
+        mode=Mode(mode),
+        groups=tuple(
+            GroupReading(
+                sg=g.sg,
+                state=SignalState(g.state),
+                likely_ms=_ms(g.remaining_s),
+                min_ms=_ms(g.min_remaining_s),
+                max_ms=_ms(g.max_remaining_s),
+                confidence=g.confidence,
+            )
+            for g in groups
+        ),
+    )
+
+
+def status_report(intersection_id: str, online: bool, ts_ms: int | None = None) -> StatusReport:
+    """The core's StatusReport; ``status_report(id, False)`` is a Last Will."""
+    return StatusReport(intersection_id, online, ts_ms)
+
+
+# A small 4-arm crossing: through movements on every arm plus two lefts and a pedestrian group.
+CROSSING_GROUPS: tuple[tuple[int, str, str], ...] = (
+    (1, "N", "straight"),
+    (2, "E", "straight"),
+    (3, "S", "straight"),
+    (4, "W", "straight"),
+    (5, "N", "left"),
+    (6, "E", "left"),
+    (7, "N", "pedestrian"),
+)
+
+
+def intersection(
+    intersection_id: str = "YT001",
+    *,
+    lat: float = 37.5,
+    lon: float = 121.4,
+    groups: Iterable[tuple[int, str, str]] = CROSSING_GROUPS,
+) -> Intersection:
+    """A registry entry built in code, conflicts derived by the documented rule."""
+    signal_groups = tuple(
+        SignalGroup(sg, Approach(approach), Movement(movement)) for sg, approach, movement in groups
+    )
+    return Intersection(
+        id=intersection_id,
+        name_zh=f"测试路口{intersection_id}",
+        name_en=f"Test crossing {intersection_id}",
+        district="芝罘区",
+        lat=lat,
+        lon=lon,
+        groups=signal_groups,
+        conflicts=derive_conflicts(signal_groups),
+    )
+
+
+def small_registry(*intersections: Intersection) -> Registry:
+    """A registry of the given intersections (default: YT001, YT002, YT003 along a street)."""
+    if not intersections:
+        intersections = (
+            intersection("YT001", lat=37.50, lon=121.40),
+            intersection("YT002", lat=37.52, lon=121.42),
+            intersection("YT003", lat=37.60, lon=121.60),
+        )
+    return Registry(intersections)
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)
 
 
 def _dumps(body: dict[str, object]) -> bytes:

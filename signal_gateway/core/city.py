@@ -1,4 +1,4 @@
-"""The live state of the city: judges each report, keeps every intersection's view, says what changed.
+"""The live state of the city: judges reports, keeps every intersection's view, says what changed.
 
 Owns per-controller bookkeeping (sequence numbers, restarts, clock offset, staleness, online
 status, counters) and the rules for when a driver may see a number. Pure and synchronous, in the
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from signal_gateway.core.model import (
     GroupReading,
@@ -85,6 +85,7 @@ class ControllerState:
     last_rx_ms: int | None = None
     online: bool = False
     status_seen: bool = False
+    offline_since_report: bool = False  # an offline status came after the last accepted report
     expect_restart: bool = False
     stale: bool = True
     skewed: bool = False
@@ -166,6 +167,10 @@ class City:
                 )
         state.status_seen = True
         state.online = report.online
+        if not report.online:
+            # Rule 1 of "When is a number shown": after a Will / online:false, numbers stay
+            # withheld until the controller's next message, even if it says online:true first.
+            state.offline_since_report = True
         changed = self._refresh(state, now_ms)
         return Outcome("status", changed, tuple(events))
 
@@ -187,6 +192,7 @@ class City:
 
         events: list[Event] = []
         restarted = False
+        lost = 0
         if state.last_seq is not None and state.last_ts_ms is not None:
             if state.expect_restart and report.seq <= state.last_seq:
                 restarted = True
@@ -200,7 +206,6 @@ class City:
                     return self._drop(state, "out_of_order")
             elif report.seq > state.last_seq + 1:
                 lost = report.seq - state.last_seq - 1
-                state.counts["lost"] += lost
         if restarted:
             state.offsets.reset()
             state.counts["restarts"] += 1
@@ -257,9 +262,13 @@ class City:
                 )
         if not state.online:
             if state.status_seen:
-                events.append(Event(now_ms, state.intersection.id, "online", "info", _msg("online")))
+                events.append(
+                    Event(now_ms, state.intersection.id, "online", "info", _msg("online"))
+                )
             state.online = True  # the broker delivered it: the controller is connected
         state.expect_restart = False
+        state.offline_since_report = False
+        state.counts["lost"] += lost  # counted only now: a dropped report moves no seq
         state.report = report
         state.sample = sample
         state.last_seq = report.seq
@@ -284,7 +293,9 @@ class City:
             if now_ms - state.last_rx_ms > limit:
                 state.stale = True
                 state.counts["stale_episodes"] += 1
-                events.append(Event(now_ms, state.intersection.id, "stale", "warning", _msg("stale")))
+                events.append(
+                    Event(now_ms, state.intersection.id, "stale", "warning", _msg("stale"))
+                )
                 self._refresh(state, now_ms)
         return tuple(events)
 
@@ -303,11 +314,19 @@ class City:
         return Outcome(reason)
 
     def _refresh(self, state: ControllerState, now_ms: int) -> bool:
-        """Rebuild one view; remember the id if it changed."""
+        """Rebuild one view; remember the id if what clients see changed.
+
+        ``updated_ms`` alone moves with every accepted report; the new view is kept (snapshots
+        and HTTP show it) but not reported as changed, else every 1 Hz re-report of the same
+        ends would be pushed to every client while a countdown merely runs.
+        """
+        old = state.view
         view = build_view(state, self.config)
-        if view == state.view:
+        if view == old:
             return False
         state.view = view
+        if replace(view, updated_ms=old.updated_ms) == old:
+            return False
         self._changed.add(state.intersection.id)
         return True
 
@@ -328,7 +347,9 @@ def judge_spat(
     for index, group in enumerate(report.groups):
         where = f"groups[{index}]"
         if intersection.group(group.sg) is None:
-            return Rejection("unknown_group", f"{where}.sg: {group.sg} is not a group of {iid}", iid)
+            return Rejection(
+                "unknown_group", f"{where}.sg: {group.sg} is not a group of {iid}", iid
+            )
         if group.sg in seen:
             return Rejection("duplicate_group", f"{where}.sg: {group.sg} is listed twice", iid)
         seen.add(group.sg)
@@ -337,6 +358,10 @@ def judge_spat(
             ("min_remaining_s", group.min_ms),
             ("max_remaining_s", group.max_ms),
         ):
+            if value is not None and value < 0:
+                return Rejection(
+                    "absurd_time", f"{where}.{name}: {value / 1000} s is negative", iid
+                )
             if value is not None and value > config.max_remaining_ms:
                 return Rejection(
                     "absurd_time",
@@ -356,8 +381,7 @@ def judge_spat(
         ):
             return Rejection(
                 "inconsistent_timing",
-                f"{where}.remaining_s: {likely / 1000} is outside "
-                f"[{_secs(low)}, {_secs(high)}]",
+                f"{where}.remaining_s: {likely / 1000} is outside [{_secs(low)}, {_secs(high)}]",
                 iid,
             )
     return None
@@ -369,12 +393,16 @@ def build_view(state: ControllerState, config: CoreConfig) -> IntersectionView:
     report = state.report
     if report is None:
         unknown = _unknown_view(intersection)
-        return IntersectionView(
-            unknown.id, unknown.mode, state.online, True, None, unknown.groups
-        )
+        return IntersectionView(unknown.id, unknown.mode, state.online, True, None, unknown.groups)
     sample = state.sample
     trusted = sample is not None and sample.trusted
-    countdowns = state.online and not state.stale and report.mode is Mode.NORMAL and trusted
+    countdowns = (
+        state.online
+        and not state.offline_since_report
+        and not state.stale
+        and report.mode is Mode.NORMAL
+        and trusted
+    )
     readings = {group.sg: group for group in report.groups}
     previous = {group.sg: group for group in state.view.groups}
     groups: list[GroupView] = []
@@ -397,7 +425,9 @@ def build_view(state: ControllerState, config: CoreConfig) -> IntersectionView:
     )
 
 
-def _timed_group(reading: GroupReading, ts_ms: int, offset_ms: int, config: CoreConfig) -> GroupView:
+def _timed_group(
+    reading: GroupReading, ts_ms: int, offset_ms: int, config: CoreConfig
+) -> GroupView:
     likely = to_absolute(ts_ms, offset_ms, reading.likely_ms)
     low = to_absolute(ts_ms, offset_ms, reading.min_ms)
     high = to_absolute(ts_ms, offset_ms, reading.max_ms)

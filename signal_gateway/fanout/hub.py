@@ -136,6 +136,7 @@ class Hub:
         """Replace the client's subscription and send it a snapshot; returns the frame sent."""
         client.subscription = subscription
         client.backlog.clear()
+        client.stalled_since_ms = None  # the snapshot covers all it missed; the stall is over
         data = self.snapshot(subscription, now_ms)
         self._send(client, data)
         return data

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from signal_gateway.core.registry import Registry
 from signal_gateway.fanout.hub import EVERYTHING, Subscription
@@ -58,7 +59,7 @@ def parse_op(text: str, registry: Registry) -> Op | OpError:
     op = data.get("op")
     if op == "time":
         t0 = data.get("t0")
-        if isinstance(t0, bool) or not isinstance(t0, int | float) or not math.isfinite(t0):
+        if not _finite_number(t0):
             return OpError("bad_field", f"t0: {_show(t0)} is not a finite number")
         return TimeRequest(float(t0))
     if op == "subscribe":
@@ -83,17 +84,22 @@ def _subscribe(data: dict[str, object], registry: Registry) -> Subscribe | OpErr
         if unknown:
             return OpError("unknown_id", f"ids: {_show(unknown[0])} is not an intersection")
         return Subscribe(Subscription(frozenset(value)))
-    if (
-        not isinstance(value, list)
-        or len(value) != 4
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-        or not all(math.isfinite(v) for v in value)
-    ):
+    if not isinstance(value, list) or len(value) != 4 or not all(map(_finite_number, value)):
         return OpError("bad_field", f"bbox: {_show(value)} is not [west, south, east, north]")
     west, south, east, north = (float(v) for v in value)
     if west > east or south > north:
         return OpError("bad_field", f"bbox: {_show(value)} has west > east or south > north")
     return Subscribe(Subscription(frozenset(registry.in_bbox(west, south, east, north))))
+
+
+def _finite_number(value: object) -> TypeGuard[int | float]:
+    """A JSON number that is a finite float; an int too large for a float is not (OverflowError)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _no_constant(name: str) -> object:

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from signal_gateway.core.model import (
     GroupReading,
@@ -26,11 +26,19 @@ from signal_gateway.core.model import (
 
 DEFAULT_MAX_PAYLOAD_BYTES = 16 * 1024
 
-Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# strict: a JSON number (int or float) only, never a numeric string or a boolean.
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+
+def _version_is_int(value: object) -> object:
+    # Literal[1] alone lets true and 1.0 through (they compare equal to 1).
+    if type(value) is not int:
+        raise ValueError("input should be the integer 1")
+    return value
 
 
 class GroupPayload(_Strict):
@@ -57,6 +65,8 @@ class SpatPayload(_Strict):
     mode: Literal["normal", "flash", "dark", "manual", "preempt", "fault"]
     groups: list[GroupPayload] = Field(max_length=64)
 
+    _v_is_int = field_validator("v", mode="before")(_version_is_int)
+
 
 class StatusPayload(_Strict):
     """``signals/{id}/status``, retained; the Last Will is ``{"v":1,"online":false}``."""
@@ -64,6 +74,8 @@ class StatusPayload(_Strict):
     v: Literal[1]
     online: bool = Field(strict=True)
     ts_ms: int | None = Field(None, ge=0, le=2**53, strict=True)
+
+    _v_is_int = field_validator("v", mode="before")(_version_is_int)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +108,12 @@ def _load(payload: bytes, max_bytes: int, iid: str) -> object | Rejection:
     except UnicodeDecodeError as exc:
         return Rejection("not_utf8", f"payload: byte {exc.start} is not UTF-8", iid)
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        data: object = json.loads(text, parse_constant=_reject_constant)
     except _NonFinite as exc:
         return Rejection("schema", f"payload: {exc.args[0]} is not a finite number", iid)
     except (ValueError, RecursionError) as exc:
         return Rejection("not_json", f"payload: not JSON ({_short(exc)})", iid)
+    return data
 
 
 class _NonFinite(ValueError):
@@ -117,7 +130,10 @@ def _schema_rejection(exc: ValidationError, iid: str) -> Rejection:
     value = first.get("input")
     shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return Rejection("schema", f"{where}: {_clip(shown)} {first['msg'].lower()}{more}", iid)
+    if first["type"] == "missing":  # the input is the enclosing object, not a value
+        return Rejection("schema", f"{where}: field required{more}", iid)
+    why = first["msg"].removeprefix("Value error, ").lower()
+    return Rejection("schema", f"{where}: {_clip(shown)} {why}{more}", iid)
 
 
 def parse_spat(
@@ -135,6 +151,14 @@ def parse_spat(
         return Rejection(
             "id_mismatch", f"id: {model.id!r} does not match the topic's {topic_id!r}", topic_id
         )
+    for index, g in enumerate(model.groups):
+        for name in ("remaining_s", "min_remaining_s", "max_remaining_s"):
+            seconds = getattr(g, name)
+            if seconds is not None and not math.isfinite(seconds * 1000):
+                # finite but beyond float range in ms (1e308): would overflow round()
+                return Rejection(
+                    "absurd_time", f"groups.{index}.{name}: {seconds!r} s is absurd", topic_id
+                )
     return SpatReport(
         intersection_id=model.id,
         seq=model.seq,
