@@ -19,7 +19,7 @@ import errno
 import logging
 import uuid
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, Self, cast
 
 __all__ = ["BrokerPortInUseError", "EmbeddedBroker"]
 
@@ -233,8 +233,8 @@ class _Connection(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.peer = f"{peer[0]}:{peer[1]}"
