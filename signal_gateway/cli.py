@@ -211,6 +211,9 @@ async def serve(
         ws_max_size=settings.ws_max_frame_bytes,
         ws_ping_interval=settings.ws_ping_interval_s,
         ws_ping_timeout=settings.ws_ping_timeout_s,
+        # Off: frames are small and shared by every client, and deflate would cost CPU per
+        # client and open the door to compression bombs.
+        ws_per_message_deflate=False,
         log_config=None,
         lifespan="on",
         timeout_graceful_shutdown=5,
