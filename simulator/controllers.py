@@ -33,7 +33,7 @@ import aiomqtt
 from signal_gateway.core.model import Intersection, Mode, SignalState
 from signal_gateway.testing import status_payload
 from simulator.faults import MALFORMED_KINDS, Faults, malformed, render
-from simulator.plan import CityPlan, IntersectionPlan, build_city_plan
+from simulator.plan import CityPlan, IntersectionPlan, as_g, build_city_plan
 
 __all__ = ["Credential", "FaultEvent", "Simulator", "Truth"]
 
@@ -480,13 +480,13 @@ class Simulator:
 
     def _tick(self, c: _Controller, now: int) -> None:
         """Publish the controller's report for ``now`` and schedule its next one."""
-        plan = c.plan
+        timings, change = c.plan.tick(now)
         if c.client is not None and not c.hold:
-            payloads, c.seq = render(c.intersection, plan.groups_at(now), now, c.seq, c.faults)
+            groups = [as_g(timing) for timing in timings]
+            payloads, c.seq = render(c.intersection, groups, now, c.seq, c.faults)
             for payload in payloads:
                 self._send(c, c.client, self.topic(c.id, "spat"), payload)
         due = now + self.heartbeat_ms
-        change = plan.next_change_after(now)
         if change is not None and change < due:
             due = change
         self._schedule(c, due)

@@ -50,6 +50,7 @@ __all__ = [
     "GroupTiming",
     "IntersectionPlan",
     "StagePlan",
+    "as_g",
     "build_city_plan",
     "street_names",
 ]
@@ -175,6 +176,14 @@ class IntersectionPlan:
                 self._constant[group.sg] = SignalState.RED
             elif count == n:
                 self._constant[group.sg] = SignalState.GREEN
+        # Periods to look ahead: enough to reach every group's next change, which for a group
+        # green in a run of r consecutive stages is at most n + r periods away.
+        runs = [
+            _longest_run([sg in st.groups for st in self.stages])
+            for sg in (g.sg for g in intersection.groups)
+            if sg not in self._constant
+        ]
+        self._horizon = n + 1 + max(runs, default=0)
         # Actuated cycles: start times for k = _k0 .. _k0 + len - 1, and their greens.
         self._k0 = 0
         self._starts: list[int] = [base_ms]
@@ -203,15 +212,24 @@ class IntersectionPlan:
 
     def state_at(self, now_ms: int) -> list[GroupTiming]:
         """What the controller publishes at ``now_ms``, one entry per group in registry order."""
+        return self.tick(now_ms)[0]
+
+    def tick(self, now_ms: int) -> tuple[list[GroupTiming], int | None]:
+        """``state_at(now_ms)`` and ``next_change_after(now_ms)`` in one pass (the scheduler's)."""
         pt = self._plan_floor(now_ms)
-        periods = self._periods(pt, len(self.stages) * 2 + 2)
-        return [
-            self._group_timing(group.sg, pt, now_ms, periods) for group in self.intersection.groups
-        ]
+        periods = self._periods(pt, self._horizon)
+        timings = []
+        change: int | None = None
+        for group in self.intersection.groups:
+            timing, actual = self._group_timing(group.sg, pt, now_ms, periods)
+            timings.append(timing)
+            if actual is not None and (change is None or actual < change):
+                change = actual
+        return timings, None if change is None else self.wall(change)
 
     def groups_at(self, now_ms: int) -> list[G]:
         """``state_at`` spelled as the wire builders' ``G`` (seconds, optional fields)."""
-        return [_as_g(timing) for timing in self.state_at(now_ms)]
+        return [as_g(timing) for timing in self.state_at(now_ms)]
 
     def report(self, now_ms: int, seq: int) -> bytes:
         """The SPaT payload the controller publishes at ``now_ms`` (``ts_ms = now_ms``)."""
@@ -219,16 +237,7 @@ class IntersectionPlan:
 
     def next_change_after(self, now_ms: int) -> int | None:
         """The wall time of the next state change of any group after ``now_ms`` (None: never)."""
-        pt = self._plan_floor(now_ms)
-        periods = self._periods(pt, len(self.stages) * 2 + 2)
-        best: int | None = None
-        for group in self.intersection.groups:
-            if group.sg in self._constant:
-                continue
-            found = self._next_event(group.sg, pt, periods)
-            if found is not None and (best is None or found[0] < best):
-                best = found[0]
-        return None if best is None else self.wall(best)
+        return self.tick(now_ms)[1]
 
     def transitions(self, sg: int, from_ms: int, to_ms: int) -> list[tuple[int, SignalState]]:
         """Ground truth: ``(at_ms, new_state)`` for every change of ``sg`` in [from_ms, to_ms)."""
@@ -448,18 +457,31 @@ class IntersectionPlan:
             return SignalState.YELLOW
         return SignalState.RED
 
-    def _group_timing(self, sg: int, pt: int, now_ms: int, periods: list[_Period]) -> GroupTiming:
+    def _group_timing(
+        self, sg: int, pt: int, now_ms: int, periods: list[_Period]
+    ) -> tuple[GroupTiming, int | None]:
+        """What is published for ``sg``, and the plan time it actually changes next."""
         state = self._state(sg, pt, periods)
         found = None if sg in self._constant else self._next_event(sg, pt, periods)
         if found is None:
-            return GroupTiming(sg, state, None, None, None, None)
-        _actual, lo, hi, likely, _state = found
+            return GroupTiming(sg, state, None, None, None, None), None
+        actual, lo, hi, likely, _state = found
         lo_ms = self.wall(lo) - now_ms
         hi_ms = self.wall(hi) - now_ms
         likely_ms = self.wall(likely) - now_ms
-        if lo == hi:
-            return GroupTiming(sg, state, likely_ms, lo_ms, hi_ms, 100)
-        return GroupTiming(sg, state, likely_ms, lo_ms, hi_ms, _confidence(hi_ms - lo_ms))
+        confidence = 100 if lo == hi else _confidence(hi_ms - lo_ms)
+        return GroupTiming(sg, state, likely_ms, lo_ms, hi_ms, confidence), actual
+
+
+def _longest_run(flags: Sequence[bool]) -> int:
+    """The longest cyclic run of True in ``flags`` (not all True)."""
+    longest = 0
+    for start in range(len(flags)):
+        length = 0
+        while length < len(flags) and flags[(start + length) % len(flags)]:
+            length += 1
+        longest = max(longest, length)
+    return longest
 
 
 def _confidence(width_ms: int) -> int:
@@ -478,7 +500,8 @@ def _seconds(ms: int | None) -> float | None:
     return None if ms is None else ms / 1000
 
 
-def _as_g(timing: GroupTiming) -> G:
+def as_g(timing: GroupTiming) -> G:
+    """A GroupTiming spelled as the wire builders' ``G`` (seconds; min/max omitted if None)."""
     return G(
         sg=timing.sg,
         state=timing.state,

@@ -118,6 +118,50 @@ class Recorder:
         ]
 
 
+class LoopProbe:
+    """Measures event-loop starvation, so a late message can be told from a slow simulator.
+
+    A shared CI machine can starve the whole process (other jobs, GC, swap); while the loop itself
+    wakes late nothing in it can be punctual. ``late_ms(at, sent)`` is how late a message sent at
+    ``sent`` for an event at ``at`` is, once the time the loop was starved in between is deducted.
+    """
+
+    PERIOD_MS = 5
+
+    def __init__(self) -> None:
+        self.stalls: list[tuple[int, int]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> LoopProbe:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self) -> None:
+        while True:
+            expected = now_ms() + self.PERIOD_MS
+            await asyncio.sleep(self.PERIOD_MS / 1000)
+            woke = now_ms()
+            if woke > expected:
+                self.stalls.append((expected, woke))
+
+    def late_ms(self, at: int, sent: int) -> int:
+        starved = sum(max(0, min(end, sent) - max(start, at)) for start, end in self.stalls)
+        return sent - at - starved
+
+
+@pytest.fixture
+async def probe() -> AsyncIterator[LoopProbe]:
+    """Event-loop starvation, measured for the whole test."""
+    async with LoopProbe() as running:
+        yield running
+
+
 def _seq(message: Received) -> int:
     try:
         seq = json.loads(message.payload)["seq"]
@@ -201,9 +245,12 @@ async def test_spat_is_valid_in_sequence_and_at_least_1_hz(
 
 
 async def test_reports_match_ground_truth_and_changes_are_punctual(
-    sim: Simulator, recorder: Recorder
+    sim: Simulator, recorder: Recorder, probe: LoopProbe
 ) -> None:
-    """Each report states the true states and exact times; changes go out within 50 ms."""
+    """Each report states the true states and exact times; changes go out within 50 ms.
+
+    Lateness is counted net of the time the event loop itself was starved (LoopProbe).
+    """
     start = now_ms()
     await wait_until_ms(recorder, start + 4000)
     end = now_ms()
@@ -212,23 +259,23 @@ async def test_reports_match_ground_truth_and_changes_are_punctual(
         plan = sim.truth.plan(iid)
         reports = [(m, report(m)) for m in recorder.spat(iid, start)]
         for _message, r in reports:
-            for group in r.groups:
-                assert group.state is sim.truth.state_at(iid, group.sg, r.ts_ms), (iid, group)
-                nxt = sim.truth.next_transition(iid, group.sg, r.ts_ms)
+            for reading in r.groups:
+                assert reading.state is sim.truth.state_at(iid, reading.sg, r.ts_ms), reading
+                nxt = sim.truth.next_transition(iid, reading.sg, r.ts_ms)
                 assert nxt is not None
-                assert group.min_ms is not None
-                assert group.max_ms is not None
-                if group.min_ms == group.max_ms:
-                    assert group.likely_ms == nxt[0] - r.ts_ms
+                assert reading.min_ms is not None
+                assert reading.max_ms is not None
+                if reading.min_ms == reading.max_ms:
+                    assert reading.likely_ms == nxt[0] - r.ts_ms
                 else:
-                    assert group.min_ms <= nxt[0] - r.ts_ms <= group.max_ms
+                    assert reading.min_ms <= nxt[0] - r.ts_ms <= reading.max_ms
         for group in plan.intersection.groups:
             for at, state in sim.truth.transitions(iid, group.sg, start + 200, end - 500):
-                first = next((m, r) for m, r in reports if r.ts_ms >= at)
-                shown = next(g.state for g in first[1].groups if g.sg == group.sg)
+                message, first = next((m, r) for m, r in reports if r.ts_ms >= at)
+                shown = next(g.state for g in first.groups if g.sg == group.sg)
                 assert shown is state
-                assert first[1].ts_ms - at <= PUNCTUAL_MS, (iid, group.sg, at, first[1].ts_ms)
-                assert first[0].at_ms - at <= PUNCTUAL_MS, (iid, group.sg, at, first[0].at_ms)
+                assert probe.late_ms(at, first.ts_ms) <= PUNCTUAL_MS, (iid, group.sg, at, first)
+                assert probe.late_ms(at, message.at_ms) <= PUNCTUAL_MS, (iid, group.sg, at, message)
                 checked += 1
     assert checked >= 20
 
@@ -237,21 +284,26 @@ async def test_drop_makes_the_broker_publish_the_will(sim: Simulator, recorder: 
     """drop() cuts the TCP connection without DISCONNECT: the broker publishes the Will."""
     iid = sim.ids[0]
     dropped_at = now_ms()
+    seq = sim.seq(iid)
     sim.drop(iid)
     assert not sim.connected(iid)
-    await recorder.wait_for(lambda _ms: bool(recorder.status(iid, dropped_at)))
-    will = recorder.status(iid, dropped_at)[0]
-    assert will.payload == status_payload(False)  # the Will: no ts_ms, unlike a clean goodbye
+
+    def offline() -> list[Received]:
+        return [m for m in recorder.status(iid) if not json.loads(m.payload)["online"]]
+
+    await recorder.wait_for(lambda _ms: bool(offline()))
+    assert offline()[0].payload == status_payload(False)  # the Will: no ts_ms, unlike a goodbye
     assert sim.ready.is_set()  # dropped controllers are not expected to be connected
     await wait_until_ms(recorder, dropped_at + 1500)
-    assert [m for m in recorder.spat(iid) if m.at_ms > dropped_at + 5] == []
-    resumed_at = now_ms()
+    assert recorder.from_seq(iid, seq) == []
     sim.resume(iid)
-    await recorder.wait_for(lambda _ms: len(recorder.spat(iid, resumed_at)) >= 1)
-    assert json.loads(recorder.status(iid, resumed_at)[0].payload)["online"] is True
+    await recorder.wait_for(lambda _ms: len(recorder.from_seq(iid, seq)) >= 1)
+    assert json.loads(recorder.status(iid)[-1].payload)["online"] is True
 
 
-async def test_silence_stops_messages_while_connected(sim: Simulator, recorder: Recorder) -> None:
+async def test_silence_stops_messages_while_connected(
+    sim: Simulator, recorder: Recorder, probe: LoopProbe
+) -> None:
     """silence() stops all SPaT while the connection stays up; speaking again is immediate."""
     iid = sim.ids[1]
     silenced_at = now_ms()
@@ -265,10 +317,12 @@ async def test_silence_stops_messages_while_connected(sim: Simulator, recorder: 
     spoke_at = now_ms()
     sim.silence(iid, False)
     await recorder.wait_for(lambda _ms: bool(recorder.from_seq(iid, seq)))
-    assert recorder.from_seq(iid, seq)[0].at_ms - spoke_at <= PUNCTUAL_MS
+    assert probe.late_ms(spoke_at, recorder.from_seq(iid, seq)[0].at_ms) <= PUNCTUAL_MS
 
 
-async def test_mode_change_is_published_at_once(sim: Simulator, recorder: Recorder) -> None:
+async def test_mode_change_is_published_at_once(
+    sim: Simulator, recorder: Recorder, probe: LoopProbe
+) -> None:
     """set_mode(flash) is published within 50 ms: vehicles flashing yellow, no times."""
     iid = sim.ids[2]
     changed_at = now_ms()
@@ -276,7 +330,7 @@ async def test_mode_change_is_published_at_once(sim: Simulator, recorder: Record
     sim.set_mode(iid, "flash")
     await recorder.wait_for(lambda _ms: bool(recorder.from_seq(iid, seq)))
     first = recorder.from_seq(iid, seq)[0]
-    assert first.at_ms - changed_at <= PUNCTUAL_MS
+    assert probe.late_ms(changed_at, first.at_ms) <= PUNCTUAL_MS
     flash = report(first)
     assert flash.mode is Mode.FLASH
     intersection = sim.truth.plan(iid).intersection
@@ -336,7 +390,9 @@ async def test_duplicate_and_reorder_reach_the_wire(sim: Simulator, recorder: Re
     assert [_seq(m) for m in recorder.from_seq(iid, seq)[:3]] == [seq + 1, seq, seq + 2]
 
 
-async def test_skew_and_conflict_reach_the_wire(sim: Simulator, recorder: Recorder) -> None:
+async def test_skew_and_conflict_reach_the_wire(
+    sim: Simulator, recorder: Recorder, probe: LoopProbe
+) -> None:
     """skew() shifts ts_ms by the skew; conflict() reports a conflicting pair green."""
     iid = sim.ids[1]
     seq = sim.seq(iid)
@@ -345,7 +401,8 @@ async def test_skew_and_conflict_reach_the_wire(sim: Simulator, recorder: Record
     await recorder.wait_for(lambda _ms: bool(recorder.from_seq(iid, seq)))
     message = recorder.from_seq(iid, seq)[0]
     skewed = report(message)
-    assert -5000 - PUNCTUAL_MS <= skewed.ts_ms - message.at_ms <= -5000
+    assert skewed.ts_ms - message.at_ms <= -5000
+    assert probe.late_ms(skewed.ts_ms + 5000, message.at_ms) <= PUNCTUAL_MS
     green = {g.sg for g in skewed.groups if g.state is SignalState.GREEN}
     conflicts = sim.truth.plan(iid).intersection.conflicts
     assert any(frozenset((a, b)) in conflicts for a in green for b in green if a != b)
