@@ -14,7 +14,6 @@ import contextlib
 import logging
 import signal
 import ssl
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -130,13 +129,49 @@ def build_simulator(args: argparse.Namespace) -> Simulator:
 
 
 async def run_simulator(args: argparse.Namespace) -> None:
-    """Run the simulated controllers the flags describe until cancelled."""
-    sim = build_simulator(args)
-    await sim.run()
+    """Run the simulated controllers the flags describe until cancelled (or SIGTERM).
+
+    Bad flags or a bad registry are logged, one line per problem, and end the program with
+    exit status 2 (SystemExit). On cancellation (Ctrl-C under ``asyncio.run``) or SIGTERM every
+    controller announces itself offline and disconnects.
+    """
+    try:
+        sim = build_simulator(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            log.error("%s: %s", exc.source, problem)
+        raise SystemExit(2) from None
+    except (SettingsError, ValueError, KeyError, OSError) as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from None
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    terminated = False
+
+    def terminate() -> None:
+        nonlocal terminated
+        terminated = True
+        if task is not None:
+            task.cancel()
+
+    handled = False
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGTERM, terminate)
+        handled = True
+    try:
+        await sim.run()
+    except asyncio.CancelledError:
+        if not terminated or task is None:
+            raise
+        task.uncancel()  # SIGTERM is a normal way to stop: no traceback
+        log.info("SIGTERM: stopped")
+    finally:
+        if handled:
+            loop.remove_signal_handler(signal.SIGTERM)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m simulator``: run until Ctrl-C or SIGTERM."""
+    """``python -m simulator``: run until Ctrl-C or SIGTERM; 2 on bad flags or registry."""
     parser = argparse.ArgumentParser(
         prog="python -m simulator",
         description="Simulated traffic-signal controllers publishing SPaT over MQTT.",
@@ -150,26 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     try:
-        sim = build_simulator(args)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"simulator: {problem}", file=sys.stderr)
-        return 2
-    except (SettingsError, ValueError, KeyError, OSError) as exc:
-        print(f"simulator: {exc}", file=sys.stderr)
-        return 2
-    asyncio.run(_until_signal(sim))
+        asyncio.run(run_simulator(args))
+    except KeyboardInterrupt:
+        return 130
     return 0
-
-
-async def _until_signal(sim: Simulator) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await sim.start()
-    try:
-        await stop.wait()
-    finally:
-        await sim.stop()

@@ -515,3 +515,11 @@ async def test_run_simulator_publishes_until_cancelled_then_says_offline(
             body = json.loads(message.payload)
             assert body["online"] is False
             assert "ts_ms" in body  # a clean goodbye, not the Will
+
+
+async def test_run_simulator_exits_2_on_a_bad_registry(tmp_path: Path) -> None:
+    """A registry that does not load ends run_simulator() with exit status 2."""
+    args = parse_cli(["--intersections", str(tmp_path / "missing.yaml")])
+    with pytest.raises(SystemExit) as exit_info:
+        await run_simulator(args)
+    assert exit_info.value.code == 2
