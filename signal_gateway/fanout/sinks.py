@@ -4,12 +4,18 @@ Owns the bridge from the hub's synchronous flush to the network. The fast sink w
 straight into the transport of uvicorn's sans-I/O WebSocket protocol (one ``transport.write``
 per frame, no await, no task); the portable sink works over any ASGI server with one in-flight
 send task per client. ``make_sink`` picks the fast one when the server allows it.
+
+The hub hands the same ``bytes`` object to every client that gets the same update, so the fast
+sink frames it (WebSocket header, and permessage-deflate compression when the client negotiated
+it) once and writes those same wire bytes to each of them (``framed``): per client only a
+``transport.write`` remains. Measured in docs/performance.md (bench/transports.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -23,10 +29,76 @@ AsgiSend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 SOFT_LIMIT_BYTES = 64 * 1024
 
 
+# Framed-and-compressed wire bytes of recent payloads, keyed by the payload object's identity
+# (the cache holds the payload, so the identity cannot be reused while it is cached) and the
+# compression window (0: uncompressed). A handful is enough: one flush sends a few distinct
+# frames, each to many clients in a row.
+_WIRE_CACHE: dict[tuple[int, int], tuple[bytes, bytes]] = {}
+_WIRE_CACHE_SIZE = 16
+_DEFLATE_TAIL = b"\x00\x00\xff\xff"
+
+
+def _header(length: int, compressed: bool) -> bytes:
+    """A server-to-client (unmasked, final) text frame header."""
+    first = 0xC1 if compressed else 0x81
+    if length < 126:
+        return bytes((first, length))
+    if length < 65536:
+        return bytes((first, 126)) + length.to_bytes(2, "big")
+    return bytes((first, 127)) + length.to_bytes(8, "big")
+
+
+def framed(payload: bytes, window_bits: int = 0) -> bytes:
+    """The whole text frame for ``payload``: built once, shared by every client it goes to.
+
+    ``window_bits`` > 0 compresses with permessage-deflate (RFC 7692) as a self-contained
+    message: no back-references to earlier messages, which every peer can decode whether or
+    not it keeps a context, within the negotiated window.
+    """
+    key = (id(payload), window_bits)
+    hit = _WIRE_CACHE.get(key)
+    if hit is not None and hit[0] is payload:
+        return hit[1]
+    if window_bits:
+        packer = zlib.compressobj(6, zlib.DEFLATED, -window_bits, 5)
+        body = packer.compress(payload) + packer.flush(zlib.Z_SYNC_FLUSH)
+        if body.endswith(_DEFLATE_TAIL):
+            body = body[:-4]
+        wire = _header(len(body), True) + body
+    else:
+        wire = _header(len(payload), False) + payload
+    if len(_WIRE_CACHE) >= _WIRE_CACHE_SIZE:
+        _WIRE_CACHE.clear()
+    _WIRE_CACHE[key] = (payload, wire)
+    return wire
+
+
+def _window_bits(conn: Any) -> int | None:
+    """0 without extensions, the server's deflate window with permessage-deflate, else None.
+
+    With permessage-deflate the connection's own encoder is switched to no context takeover
+    (and its persistent compressor freed): anything it still compresses later is then
+    self-contained too, so its frames and ours can be mixed on one connection.
+    """
+    extensions = list(getattr(conn, "extensions", ()) or ())
+    if not extensions:
+        return 0
+    if len(extensions) != 1 or extensions[0].name != "permessage-deflate":
+        return None
+    deflate = extensions[0]
+    bits = getattr(deflate, "local_max_window_bits", None) or 15
+    if not 9 <= bits <= 15:  # zlib cannot honour an 8-bit window for raw deflate
+        return None
+    deflate.local_no_context_takeover = True
+    if hasattr(deflate, "encoder"):
+        del deflate.encoder
+    return int(bits)
+
+
 class TransportSink:
     """Writes frames synchronously into uvicorn's websockets-sansio protocol transport."""
 
-    __slots__ = ("_close_task", "_conn", "_proto", "_send", "_transport")
+    __slots__ = ("_bits", "_close_task", "_conn", "_proto", "_send", "_transport")
 
     def __init__(self, proto: Any, send: AsgiSend) -> None:
         self._proto = proto
@@ -34,6 +106,7 @@ class TransportSink:
         self._transport = proto.transport
         self._send = send
         self._close_task: asyncio.Task[None] | None = None
+        self._bits = _window_bits(self._conn)
 
     def ready(self) -> bool:
         """Open and with little enough buffered."""
@@ -44,11 +117,14 @@ class TransportSink:
         )
 
     def send(self, frame: bytes) -> None:
-        """Frame and write now; the bytes are already UTF-8 JSON."""
+        """Write the frame now; the bytes are already UTF-8 JSON."""
         if self._proto.close_sent or self._transport.is_closing():
             return
-        self._conn.send_text(frame)
-        self._transport.write(b"".join(self._conn.data_to_send()))
+        if self._bits is None:  # an extension we do not frame ourselves: let websockets do it
+            self._conn.send_text(frame)
+            self._transport.write(b"".join(self._conn.data_to_send()))
+            return
+        self._transport.write(framed(frame, self._bits))
 
     def buffered_bytes(self) -> int:
         """Bytes in the transport's write buffer."""
