@@ -202,15 +202,16 @@ def city() -> Iterator[City]:
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_instance() -> Iterator[Playwright]:
-    """Playwright's driver."""
+    """Playwright's driver, per module: while it runs, its event loop is this thread's, and
+    the asyncio tests of other modules could not run their own."""
     require(CHROMIUM.exists(), NO_CHROMIUM)
     with sync_playwright() as playwright:
         yield playwright
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_instance: Playwright) -> Iterator[Browser]:
     """Debian's Chromium, headless."""
     chromium = playwright_instance.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
