@@ -46,9 +46,10 @@ class RunningGateway:
 
 @contextlib.asynccontextmanager
 async def running_gateway(
-    broker_url: str, registry: Registry | None = None, **overrides: Any
+    broker_url: str, registry: Registry | None = None, *, ready: bool = True, **overrides: Any
 ) -> AsyncIterator[RunningGateway]:
-    """Serve until the block ends; waits for /readyz (broker connected) before yielding."""
+    """Serve until the block ends; waits for /readyz (broker connected, or only /healthz when
+    ``ready`` is False) before yielding."""
     settings: Settings = load_settings(
         {"broker": broker_url, "port": free_port(), "host": "127.0.0.1", **overrides}, environ={}
     )
@@ -63,7 +64,8 @@ async def running_gateway(
                     task.result()
                     raise RuntimeError("gateway exited during start-up")
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(running.http + "/readyz")).status_code == 200:
+                    probe = "/readyz" if ready else "/healthz"
+                    if (await http.get(running.http + probe)).status_code == 200:
                         break
                 await asyncio.sleep(0.02)
             else:
