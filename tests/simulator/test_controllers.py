@@ -24,7 +24,8 @@ from signal_gateway.testing import status_payload
 from simulator.cli import add_arguments, build_simulator, run_simulator
 from simulator.controllers import Simulator
 from simulator.plan import Control, build_city_plan
-from tests.simulator.conftest import ROOT, MosquittoProcess
+from tests.conftest import REPO as ROOT
+from tests.support.mosquitto import MosquittoProcess
 
 pytestmark = pytest.mark.broker
 

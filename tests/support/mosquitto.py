@@ -39,35 +39,72 @@ def wait_for_port(port: int, timeout_s: float = 10.0, host: str = "127.0.0.1") -
 
 
 class MosquittoProcess:
-    """``mosquitto -c <written config>`` on a free loopback port."""
+    """``mosquitto -c <config written here>`` on a free loopback port; stop() kills it."""
 
     def __init__(self, config_extra: str = "", *, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="sg-mosquitto-"))
+        """Nothing runs until :meth:`start`."""
+        self.port = port if port is not None else free_port()
         self.config_extra = config_extra
+        self.dir = Path(tempfile.mkdtemp(prefix="mosquitto-test-"))
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        """The broker URL for settings and the simulator."""
+        """``mqtt://127.0.0.1:<port>``."""
         return f"mqtt://127.0.0.1:{self.port}"
 
-    def start(self) -> MosquittoProcess:
-        """Write the config, start the broker, wait until it accepts connections."""
-        conf = self.dir / "mosquitto.conf"
+    @property
+    def log_path(self) -> Path:
+        """Where the broker logs (errors, warnings, notices)."""
+        return self.dir / "mosquitto.log"
+
+    def start(self, timeout_s: float = 10.0) -> MosquittoProcess:
+        """Write the config, start the broker, return once it accepts connections."""
         extra = self.config_extra
-        listener = f"listener {self.port} 127.0.0.1\n"
         if "allow_anonymous" not in extra:
             extra += "\nallow_anonymous true\n"
-        conf.write_text(
-            f"{listener}persistence false\nlog_dest file {self.dir / 'log'}\n"
-            f"log_type error\nlog_type warning\n{extra}\n"
+        if os.geteuid() == 0 and "\nuser " not in f"\n{extra}":
+            # As root, Mosquitto would switch to the "mosquitto" user, which can read neither
+            # the private temporary directory nor a test's password file.
+            extra += "\nuser root\n"
+        config = self.dir / "mosquitto.conf"
+        config.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "persistence false\n"
+            f"log_dest file {self.log_path}\n"
+            f"{extra}\n",
+            encoding="utf-8",
         )
         self.process = subprocess.Popen(
-            [MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            [MOSQUITTO, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        wait_for_port(self.port)
-        return self
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.process.poll() is not None:
+                log = self.log_path.read_text() if self.log_path.exists() else ""
+                self.process = None
+                raise RuntimeError(f"mosquitto exited at start:\n{log}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise TimeoutError(f"mosquitto did not listen on {self.port}") from None
+                time.sleep(0.01)  # polling interval of the port probe, not a synchronisation
+
+    def stop(self) -> None:
+        """Kill the broker (no clean shutdown: clients see the connection drop) and wait."""
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def restart(self) -> None:
+        """Kill it and start it again on the same port."""
+        self.stop()
+        self.start()
 
     def pause(self) -> None:
         """SIGSTOP: the broker hangs with its sockets open."""
@@ -75,25 +112,17 @@ class MosquittoProcess:
         os.kill(self.process.pid, signal.SIGSTOP)
 
     def resume(self) -> None:
-        """SIGCONT after ``pause``."""
+        """SIGCONT after :meth:`pause`."""
         assert self.process is not None
         os.kill(self.process.pid, signal.SIGCONT)
 
-    def stop(self) -> None:
-        """Kill the broker and wait for it."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        if self.process is not None and self.process.stderr is not None:
-            self.process.stderr.close()
-        self.process = None
-
-    def restart(self) -> None:
-        """Kill and start again on the same port."""
+    def close(self) -> None:
+        """Stop and remove the temporary directory."""
         self.stop()
-        self.start()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> MosquittoProcess:
+        """Start it."""
         return self.start()
 
     def __exit__(
@@ -102,5 +131,5 @@ class MosquittoProcess:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        """Stop it and clean up."""
+        self.close()
