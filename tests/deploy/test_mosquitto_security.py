@@ -9,13 +9,14 @@ import ssl
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import aiomqtt
 import pytest
 
 from signal_gateway.core.registry import Registry
 from signal_gateway.testing import G, spat_payload, status_payload
+from simulator.controllers import Simulator
+from simulator.plan import Control
 from tests.deploy.support import (
     ACL,
     CityBroker,
@@ -187,8 +188,7 @@ async def test_gateway_and_simulator_through_the_secured_broker(
     city_broker: CityBroker, registry: Registry, tmp_path: Path
 ) -> None:
     """All 235 simulated controllers (TLS, own passwords) and a gateway-1 replica: right numbers."""
-    controllers = pytest.importorskip("simulator.controllers")
-    simulator: Any = controllers.Simulator(
+    simulator = Simulator(
         registry,
         "127.0.0.1",
         city_broker.tls_port,
@@ -197,7 +197,9 @@ async def test_gateway_and_simulator_through_the_secured_broker(
         tls_context=city_broker.tls.client_context(),
     )
     # Fixed-time intersections: every group has an exact end at all times (actuated: a range).
-    ids = [i for i in registry.ids if simulator.truth.plan(i).control != "actuated"][::60][:4]
+    ids = [i for i in registry.ids if simulator.truth.plan(i).control is not Control.ACTUATED][
+        ::60
+    ][:4]
     # The gateway in a process of its own, as deployed: the 235 TLS controllers in this test's
     # event loop must not delay the gateway's receive timestamps.
     replica = Replica("gateway-1", city_broker.url_for("gateway-1"), tmp_path).start()

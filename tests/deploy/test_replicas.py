@@ -25,6 +25,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from signal_gateway.core.registry import Registry
+from simulator.controllers import Simulator
+from simulator.plan import Control
 from tests.deploy.support import (
     NGINX_SITE,
     CityBroker,
@@ -51,7 +53,7 @@ class Topology:
     broker: CityBroker
     replicas: list[Replica]
     nginx: Nginx
-    simulator: Any
+    simulator: Simulator
     ids: list[str]
     check: Callable[[dict[str, Any], int], None]
 
@@ -60,7 +62,7 @@ class Topology:
         return next(r for r in self.replicas if upstream == f"127.0.0.1:{r.port}")
 
 
-def truth_check(simulator: Any) -> Callable[[dict[str, Any], int], None]:
+def truth_check(simulator: Simulator) -> Callable[[dict[str, Any], int], None]:
     """A check that raises AssertionError when a view shows a number the plan contradicts."""
 
     def check(view: dict[str, Any], server_time_ms: int) -> None:
@@ -84,7 +86,6 @@ async def topology(registry: Registry, tmp_path: Path) -> AsyncIterator[Topology
     reason = nginx_missing_reason()
     if reason is not None:
         pytest.skip(reason)
-    controllers = pytest.importorskip("simulator.controllers")
     broker = CityBroker(gateways=2).start()
     first, second, balancer = free_ports(3)
     replicas = [
@@ -92,17 +93,17 @@ async def topology(registry: Registry, tmp_path: Path) -> AsyncIterator[Topology
         for n, port in ((1, first), (2, second))
     ]
     nginx: Nginx | None = None
-    simulator: Any = None
+    simulator: Simulator | None = None
     try:
         for replica in replicas:
             replica.start()
         await asyncio.gather(*(replica.wait_ready() for replica in replicas))
         nginx = Nginx(tmp_path, (first, second), balancer).start()
         # Fixed-time intersections: every group has an exact end at every moment.
-        plans = controllers.Simulator(registry, "127.0.0.1", broker.tls_port, seed=3).truth
-        fixed = [i for i in registry.ids if plans.plan(i).control != "actuated"]
+        plans = Simulator(registry, "127.0.0.1", broker.tls_port, seed=3).truth
+        fixed = [i for i in registry.ids if plans.plan(i).control is not Control.ACTUATED]
         ids = fixed[::40][:6]
-        simulator = controllers.Simulator(
+        simulator = Simulator(
             registry,
             "127.0.0.1",
             broker.tls_port,
