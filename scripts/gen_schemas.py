@@ -6,10 +6,12 @@ import json
 import sys
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from signal_gateway.ingest.wire import SpatPayload, StatusPayload
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "docs" / "schema"
-MODELS = {"spat.json": SpatPayload, "status.json": StatusPayload}
+MODELS: dict[str, type[BaseModel]] = {"spat.json": SpatPayload, "status.json": StatusPayload}
 
 
 def render() -> dict[str, str]:
