@@ -8,12 +8,14 @@ to at most one update per ``flush_ms``), and the recent-events ring. Holds no mo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
 from collections.abc import Callable
 
 from signal_gateway.core.city import City, Event, Outcome
+from signal_gateway.core.monitor import Monitor, MonitoredCity
 from signal_gateway.core.registry import Registry
 from signal_gateway.fanout.hub import Hub
 from signal_gateway.ingest.mqtt import MqttIngest, wall_ms
@@ -31,7 +33,11 @@ class Gateway:
         self.settings = settings
         self.registry = registry
         self.clock = clock
-        self.city = City(registry, settings.core())
+        # -- engineers' view (issue 4): rules, health and timing history see every report ----
+        history_ms = round(settings.history_minutes * 60_000)
+        self.monitor = Monitor(settings.rules(), history_ms=history_ms)
+        self.city: City = MonitoredCity(registry, settings.core(), self.monitor)
+        # -- end engineers' view -----------------------------------------------------------
         self.hub = Hub(self.city.view, registry.ids, settings.hub())
         self.events: deque[Event] = deque(maxlen=10_000)
         self.event_listeners: list[Callable[[Event], None]] = []
@@ -76,10 +82,8 @@ class Gateway:
         period = self.settings.flush_ms / 1000
         tick = min(period, 0.1)
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=tick)
-            except TimeoutError:
-                pass
             self._wake.clear()
             started = time.perf_counter()
             self.flush_once()

@@ -1,4 +1,4 @@
-"""Settings: one frozen object built from defaults, ``SIGNAL_GATEWAY_*`` environment variables and CLI flags.
+"""Settings: one frozen object from defaults, ``SIGNAL_GATEWAY_*`` variables and CLI flags.
 
 Owns every tunable of the service and its documentation (``docs/configuration.md`` is generated
 from the field descriptions here). Precedence: CLI flag > environment > default.
@@ -14,6 +14,13 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from signal_gateway.core.city import CoreConfig
+from signal_gateway.core.rules import (
+    PEDESTRIAN_TRANSITIONS,
+    VEHICLE_TRANSITIONS,
+    RuleConfig,
+    parse_transitions,
+    with_allowed,
+)
 from signal_gateway.fanout.hub import HubConfig
 
 ENV_PREFIX = "SIGNAL_GATEWAY_"
@@ -91,12 +98,61 @@ class Settings:
     ws_ops_burst: int = _doc("client op burst allowance", 20)
     allowed_origins: str = _doc("comma-separated Origin allowlist; empty allows any", "")
     log_level: str = _doc("debug, info, warning or error", "info")
+    # -- engineers' view (issue 4): event log, access control, rules ---------------------------
+    event_db: str = _doc(
+        "SQLite file of the engineers' event log, created on first start; empty: memory only",
+        "var/events.sqlite3",
+    )
+    event_retention_days: float = _doc("delete logged events older than this (0: keep)", 30.0)
+    event_retention_rows: int = _doc(
+        "keep at most this many logged events (0: no limit)", 1_000_000
+    )
+    event_queue_size: int = _doc(
+        "events waiting for the disk; beyond it they are dropped and counted", 10_000
+    )
+    engineer_tokens: str = _doc(
+        "comma-separated bearer tokens for /api/v1/engineer and /ws/v1/engineer", ""
+    )
+    engineer_token_file: str = _doc(
+        "file with one engineer token per line (# comments); re-read when it changes", ""
+    )
+    engineer_push_ms: int = _doc(
+        "period of the controller rows pushed to engineers' WebSockets", 1000
+    )
+    engineer_auth_timeout_s: float = _doc(
+        "engineers' WebSocket: the auth message must come within this", 10.0
+    )
+    history_minutes: float = _doc("timing diagram: minutes of group states kept in memory", 15.0)
+    rule_min_yellow_s: float = _doc("rule short_yellow: shortest allowed vehicle yellow", 3.0)
+    rule_countdown_jump_ms: int = _doc(
+        "rule countdown_jump: an exact end moving by more than this", 1000
+    )
+    rule_cycle_tolerance_ms: int = _doc("rule cycle_length_change: cycle changes beyond this", 2000)
+    rule_repeat_s: float = _doc(
+        "one event per rule and intersection per this long (the rest are counted)", 10.0
+    )
+    rule_allow_transitions: str = _doc(
+        "extra allowed state changes for every group, e.g. 'green>red,red>yellow'", ""
+    )
+    # -- end engineers' view -------------------------------------------------------------------
 
     def core(self) -> CoreConfig:
         """The pure core's thresholds."""
         return CoreConfig(
             stale_after_ms=round(self.stale_after_s * 1000),
             skew_threshold_ms=self.skew_threshold_ms,
+        )
+
+    def rules(self) -> RuleConfig:
+        """The consistency rules' thresholds and transition tables (engineers' view)."""
+        extra = parse_transitions(self.rule_allow_transitions)
+        return RuleConfig(
+            min_yellow_ms=round(self.rule_min_yellow_s * 1000),
+            countdown_jump_ms=self.rule_countdown_jump_ms,
+            cycle_tolerance_ms=self.rule_cycle_tolerance_ms,
+            repeat_ms=round(self.rule_repeat_s * 1000),
+            vehicle_transitions=with_allowed(VEHICLE_TRANSITIONS, extra),
+            pedestrian_transitions=with_allowed(PEDESTRIAN_TRANSITIONS, extra),
         )
 
     def hub(self) -> HubConfig:
@@ -164,6 +220,10 @@ def _check(settings: Settings) -> None:
         "ws_max_connections_per_ip",
         "ws_ops_per_s",
         "ws_ops_burst",
+        "event_queue_size",
+        "engineer_push_ms",
+        "engineer_auth_timeout_s",
+        "history_minutes",
     )
     for name in positive:
         value = getattr(settings, name)
@@ -176,6 +236,13 @@ def _check(settings: Settings) -> None:
     if settings.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise SettingsError(f"log_level: {settings.log_level!r} is not debug/info/warning/error")
     settings.broker_url()
+    for name in ("event_retention_days", "event_retention_rows", "rule_min_yellow_s"):
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"{name}: {getattr(settings, name)!r} must not be negative")
+    try:
+        parse_transitions(settings.rule_allow_transitions)
+    except ValueError as exc:
+        raise SettingsError(f"rule_allow_transitions: {exc}") from None
 
 
 def describe() -> list[tuple[str, str, str]]:

@@ -1,4 +1,4 @@
-"""The ASGI application: HTTP API, web page, WebSocket endpoints, and the lifespan that owns the tasks.
+"""The ASGI application: HTTP API, web page, WebSocket endpoints, the lifespan owning the tasks.
 
 Owns routing only. ``create_app`` builds a FastAPI app whose lifespan creates the ``Gateway``
 (city, hub, MQTT loop, flush loop) and stops it on shutdown, closing WebSocket clients with
@@ -19,6 +19,8 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from signal_gateway import __version__
+from signal_gateway.api.engineer import EngineerRuntime
+from signal_gateway.api.engineer import install as install_engineer
 from signal_gateway.api.public_ws import PublicSocket, Receive, Scope, Send
 from signal_gateway.core.model import Intersection
 from signal_gateway.core.registry import Registry, load_registry
@@ -59,6 +61,11 @@ def create_app(settings: Settings, registry: Registry | None = None) -> GatewayA
         gateway = Gateway(settings, registry)
         app.state.gateway = gateway
         app.state.public_ws = PublicSocket(gateway)
+        # -- engineers' view (issue 4): event log writer and the engineers' push feed --------
+        engineer = EngineerRuntime(gateway, settings)
+        await engineer.start()
+        app.state.engineer = engineer
+        # -- end engineers' view -------------------------------------------------------------
         task = asyncio.create_task(gateway.run(), name="gateway")
         log.info("serving %d intersections", len(registry))
         try:
@@ -69,6 +76,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> GatewayA
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await engineer.stop()  # engineers' view: after the gateway, so its last events land
 
     api = FastAPI(
         title="signal_gateway",
@@ -122,6 +130,9 @@ def create_app(settings: Settings, registry: Registry | None = None) -> GatewayA
         body["view"] = gateway_of().city.view(intersection_id).as_dict()
         return body
 
+    # engineers' view (issue 4): /api/v1/engineer/*, /api/v1/alerts, /metrics
+    install_engineer(api, lambda: api.state.engineer)
+
     if WEB_ROOT.is_dir():
         api.mount("/", StaticFiles(directory=WEB_ROOT, html=True), name="web")
     return GatewayApp(api)
@@ -140,6 +151,9 @@ class GatewayApp:
             return
         for client in list(gateway.hub.clients.values()):
             client.sink.close(code, reason)
+        engineer: EngineerRuntime | None = getattr(self.api.state, "engineer", None)
+        if engineer is not None:  # engineers' view
+            engineer.feed.close_all(code, reason)
         await asyncio.sleep(0)  # let the close tasks write their frames
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -147,5 +161,9 @@ class GatewayApp:
         if scope["type"] == "websocket" and scope["path"] == "/ws/v1":
             handler: PublicSocket = self.api.state.public_ws
             await handler(scope, receive, send)
+            return
+        if scope["type"] == "websocket" and scope["path"] == "/ws/v1/engineer":  # engineers' view
+            runtime: EngineerRuntime = self.api.state.engineer
+            await runtime.socket(scope, receive, send)
             return
         await self.api(scope, receive, send)

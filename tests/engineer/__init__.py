@@ -1,0 +1,1 @@
+"""Tests of the engineers' view: health, rules, timing history, event log, API, dashboard."""
