@@ -15,10 +15,12 @@ from collections import deque
 from collections.abc import Callable
 
 from signal_gateway.core.city import City, Event, Outcome
+from signal_gateway.core.model import Rejection
 from signal_gateway.core.monitor import Monitor, MonitoredCity
 from signal_gateway.core.registry import Registry
 from signal_gateway.fanout.hub import Hub
-from signal_gateway.ingest.mqtt import MqttIngest, wall_ms
+from signal_gateway.ingest import j2735
+from signal_gateway.ingest.mqtt import ExtraHandler, MqttIngest, wall_ms
 from signal_gateway.settings import Settings
 
 log = logging.getLogger("signal_gateway")
@@ -50,6 +52,7 @@ class Gateway:
             max_payload_bytes=settings.max_payload_bytes,
             backoff=(settings.reconnect_min_s, settings.reconnect_max_s),
             on_outcome=self._on_outcome,
+            extra_handlers=self._feeds(),
             clock=clock,
         )
         self._wake = asyncio.Event()
@@ -58,6 +61,22 @@ class Gateway:
         self.frames_sent = 0
         self.evictions = 0
         self.started_ms = clock()
+
+    def _feeds(self) -> dict[str, ExtraHandler]:
+        """Handlers for other SPaT dialects on the same broker (J2735 ODE JSON)."""
+        if not self.settings.j2735_topic:
+            return {}
+        city = self.city
+
+        def j2735_feed(topic: str, payload: bytes, now_ms: int) -> list[Outcome]:
+            return [
+                city.reject(item, now_ms)
+                if isinstance(item, Rejection)
+                else city.on_spat(item, now_ms)
+                for item in j2735.parse_ode(payload, now_ms, self.registry)
+            ]
+
+        return {self.settings.j2735_topic: j2735_feed}
 
     def _on_outcome(self, outcome: Outcome) -> None:
         if outcome.changed:

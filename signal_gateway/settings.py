@@ -76,6 +76,9 @@ class Settings:
 
     broker: str = _doc("MQTT broker URL, mqtt://[user:pass@]host:port", "mqtt://127.0.0.1:1883")
     topic_prefix: str = _doc("first topic level(s) of controller topics", "signals")
+    j2735_topic: str = _doc(
+        "MQTT topic filter of decoded J2735 SPaT (ODE JSON); empty disables", ""
+    )
     client_id: str = _doc("MQTT client id of the gateway (unique per replica)", "")
     intersections: str = _doc("path of the city registry", "intersections.yaml")
     host: str = _doc("HTTP/WebSocket listen address", "127.0.0.1")
@@ -98,6 +101,14 @@ class Settings:
     ws_ops_burst: int = _doc("client op burst allowance", 20)
     allowed_origins: str = _doc("comma-separated Origin allowlist; empty allows any", "")
     log_level: str = _doc("debug, info, warning or error", "info")
+    tile_url: str = _doc(
+        "map tile URL template for the web page",
+        "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+    )
+    tile_attribution: str = _doc(
+        "attribution shown under the map tiles (HTML)",
+        '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
+    )
     # -- engineers' view (issue 4): event log, access control, rules ---------------------------
     event_db: str = _doc(
         "SQLite file of the engineers' event log, created on first start; empty: memory only",

@@ -25,6 +25,7 @@ from signal_gateway.api.public_ws import PublicSocket, Receive, Scope, Send
 from signal_gateway.core.model import Intersection
 from signal_gateway.core.registry import Registry, load_registry
 from signal_gateway.gateway import Gateway
+from signal_gateway.ingest import j2735
 from signal_gateway.settings import Settings
 
 log = logging.getLogger("signal_gateway")
@@ -105,6 +106,11 @@ def create_app(settings: Settings, registry: Registry | None = None) -> GatewayA
         }
         return JSONResponse(body, status_code=200 if gateway.ready else 503)
 
+    @api.get("/api/v1/config", tags=["public"])
+    def web_config() -> dict[str, str]:
+        """What the web page needs to know: the map tile source and its attribution."""
+        return {"tile_url": settings.tile_url, "tile_attribution": settings.tile_attribution}
+
     @api.get("/api/v1/intersections", tags=["public"])
     def intersections() -> dict[str, Any]:
         """The city registry."""
@@ -119,16 +125,19 @@ def create_app(settings: Settings, registry: Registry | None = None) -> GatewayA
         """One registry entry with its current view."""
         entry = registry.get(intersection_id)
         if entry is None:
-            return JSONResponse(
-                {
-                    "error": "not_found",
-                    "message": f"no intersection with id {intersection_id!r}",
-                },
-                status_code=404,
-            )
+            return _not_found(intersection_id)
         body = intersection_json(entry)
         body["view"] = gateway_of().city.view(intersection_id).as_dict()
         return body
+
+    @api.get("/api/v1/intersections/{intersection_id}/spat", tags=["public"], response_model=None)
+    def intersection_spat(intersection_id: str) -> dict[str, Any] | JSONResponse:
+        """The current state in a J2735-like form for V2X consumers (docs/j2735.md)."""
+        entry = registry.get(intersection_id)
+        if entry is None:
+            return _not_found(intersection_id)
+        gateway = gateway_of()
+        return j2735.spat_for_view(gateway.city.view(intersection_id), entry, gateway.clock())
 
     # engineers' view (issue 4): /api/v1/engineer/*, /api/v1/alerts, /metrics
     install_engineer(api, lambda: api.state.engineer)
@@ -136,6 +145,13 @@ def create_app(settings: Settings, registry: Registry | None = None) -> GatewayA
     if WEB_ROOT.is_dir():
         api.mount("/", StaticFiles(directory=WEB_ROOT, html=True), name="web")
     return GatewayApp(api)
+
+
+def _not_found(intersection_id: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": "not_found", "message": f"no intersection with id {intersection_id!r}"},
+        status_code=404,
+    )
 
 
 class GatewayApp:
