@@ -18,7 +18,26 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import psutil
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, from /proc (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def proc_rss(pid: int) -> int:
+    """Resident set size of a process in bytes, from /proc (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except OSError:
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 class Child:
@@ -49,7 +68,6 @@ class Child:
             cwd=cwd,
             preexec_fn=pin,
         )
-        self.ps = psutil.Process(self.proc.pid)
         self.lines: queue.Queue[str] = queue.Queue()
         self.stderr: list[str] = []
         threading.Thread(target=self._read_out, daemon=True).start()
@@ -99,18 +117,11 @@ class Child:
 
     def cpu_s(self) -> float:
         """User + system CPU seconds so far."""
-        try:
-            times = self.ps.cpu_times()
-        except psutil.Error:
-            return 0.0
-        return float(times.user + times.system)
+        return proc_cpu_s(self.proc.pid)
 
     def rss(self) -> int:
         """Resident set size, bytes."""
-        try:
-            return int(self.ps.memory_info().rss)
-        except psutil.Error:
-            return 0
+        return proc_rss(self.proc.pid)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout_s``; idempotent."""

@@ -17,6 +17,7 @@ and writes docs/performance.md and docs/performance.png. ``--quick`` is a small,
 from __future__ import annotations
 
 import argparse
+import array
 import contextlib
 import json
 import os
@@ -37,10 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
-
 from bench import frames as frames_mod  # noqa: E402
-from bench.procs import Child, busy_fraction, core_busy  # noqa: E402
+from bench.procs import Child, busy_fraction, core_busy, proc_cpu_s, proc_rss  # noqa: E402
 from bench.publisher import create_publog, reset_publog  # noqa: E402
 from signal_gateway.core.registry import load_registry  # noqa: E402
 from tests.support.mosquitto import MosquittoProcess, free_port  # noqa: E402
@@ -74,6 +73,7 @@ class Run:
     published: int = 0
     latency_ms: dict[str, float] = field(default_factory=dict)
     gateway_to_client_ms: dict[str, float] = field(default_factory=dict)
+    publish_to_gateway_ms: dict[str, float] = field(default_factory=dict)
     snapshot_ms: dict[str, float] = field(default_factory=dict)
     closed: int = 0
     background: float = 0.0  # share of the server's core used by processes not ours
@@ -103,17 +103,36 @@ class Run:
         return (self.rss_after - self.rss_before) / self.connected if self.connected else 0.0
 
 
-def percentiles(samples_us: np.ndarray[Any, np.dtype[np.int32]]) -> dict[str, float]:
-    """p50/p99/max in ms and the count of a latency sample array (µs)."""
-    if samples_us.size == 0:
+def quantile(ordered: Sequence[float], q: float) -> float:
+    """The q-quantile of sorted values, linear between ranks (numpy's default)."""
+    if not ordered:
+        return float("nan")
+    at = q * (len(ordered) - 1)
+    low = int(at)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (at - low)
+
+
+def percentiles(samples_us: Sequence[int]) -> dict[str, float]:
+    """p50/p99/max in ms and the count of latency samples given in µs."""
+    if not samples_us:
         return {"count": 0.0}
-    ms = samples_us.astype(np.float64) / 1000.0
+    ms = sorted(v / 1000.0 for v in samples_us)
     return {
-        "count": float(ms.size),
-        "p50": float(np.percentile(ms, 50)),
-        "p99": float(np.percentile(ms, 99)),
-        "max": float(ms.max()),
+        "count": float(len(ms)),
+        "p50": quantile(ms, 0.50),
+        "p99": quantile(ms, 0.99),
+        "max": ms[-1],
     }
+
+
+def read_samples(paths: Sequence[Path]) -> list[int]:
+    """int32 samples (native order) from the load generators' files."""
+    out = array.array("i")
+    for path in paths:
+        if path.exists():
+            out.frombytes(path.read_bytes())
+    return out.tolist()
 
 
 def build_c() -> None:
@@ -141,7 +160,7 @@ def max_clients() -> int:
     return fd_limit() - FD_HEADROOM
 
 
-def wait_quiet(limit: float = 0.15, timeout_s: float = 90.0) -> float:
+def wait_quiet(limit: float = 0.15, timeout_s: float = 30.0) -> float:
     """Wait (bounded) until both cores are mostly idle: this machine may be shared.
 
     Returns the busiest core's load in the last second sampled.
@@ -190,6 +209,7 @@ class Bench:
         self.loadgen = str(BUILD / "loadgen")
         self.floor_bin = str(BUILD / "floor")
         self.counter = 0
+        self.ours_deflated: dict[int, bool] = {}
         create_publog(self.publog)  # once: load generators map it; it is only zeroed later
 
     # -- pieces ---------------------------------------------------------------------------
@@ -276,7 +296,7 @@ class Bench:
             readies = [g.expect("READY", 300) for g in gens]
         run.connected = sum(int(r.get("opened", 0)) for r in readies)
         run.extra["ramp"] = readies
-        time.sleep(2.0)
+        time.sleep(self.args.settle)
         run.rss_after = server.rss()
         cpu0 = server.cpu_s()
         gen_cpu0 = sum(g.cpu_s() for g in gens)
@@ -303,35 +323,35 @@ class Bench:
         run.seconds = min(float(r["seconds"]) for r in results)
         probes = [p for r in results for p in r.get("probes", [])]
         if probes:
-            sub = np.array([p[0] for p in probes])
-            whole = np.array([p[1] for p in probes])
+            sub = sorted(float(p[0]) for p in probes)
+            whole = sorted(float(p[1]) for p in probes)
             run.snapshot_ms = {
                 "count": float(len(probes)),
-                "p50": float(np.percentile(sub, 50)),
-                "max": float(sub.max()),
-                "connect_p50": float(np.percentile(whole, 50)),
-                "connect_max": float(whole.max()),
+                "p50": quantile(sub, 0.5),
+                "max": sub[-1],
+                "connect_p50": quantile(whole, 0.5),
+                "connect_max": whole[-1],
             }
-        lat = [
-            np.fromfile(str(self.workdir / f"lat{n}.bin"), dtype=np.int32)
-            for n in range(self.counter - len(gens) + 1, self.counter + 1)
-            if (self.workdir / f"lat{n}.bin").exists()
-        ]
-        gw = [
-            np.fromfile(str(self.workdir / f"lat{n}.bin.gw"), dtype=np.int32)
-            for n in range(self.counter - len(gens) + 1, self.counter + 1)
-            if (self.workdir / f"lat{n}.bin.gw").exists()
-        ]
+        numbers = range(self.counter - len(gens) + 1, self.counter + 1)
+        lat = read_samples([self.workdir / f"lat{n}.bin" for n in numbers])
+        gw = read_samples([self.workdir / f"lat{n}.bin.gw" for n in numbers])
         if lat:
-            run.latency_ms = percentiles(np.concatenate(lat))
+            run.latency_ms = percentiles(lat)
         if gw:
-            run.gateway_to_client_ms = percentiles(np.concatenate(gw))
+            run.gateway_to_client_ms = percentiles(gw)
+        ingest = read_samples([self.workdir / f"lat{n}.bin.in" for n in numbers])
+        if ingest:
+            run.publish_to_gateway_ms = percentiles(ingest)
 
     # -- phases ---------------------------------------------------------------------------
 
-    def ours(self, clients: int) -> Run:
-        """The gateway as deployed: ``signal-gateway serve``."""
-        run = Run("ours", clients)
+    def ours(self, clients: int, variant: str = "") -> Run:
+        """The gateway as deployed: ``signal-gateway serve`` (``variant``: a measured proposal).
+
+        Variants: ``flush50`` (SIGNAL_GATEWAY_FLUSH_MS=50), ``deflate`` (uvicorn's
+        permessage-deflate on, bench/gateway_variant.py).
+        """
+        run = Run("ours" + (f"/{variant}" if variant else ""), clients)
         with MosquittoProcess(BROKER_CONF) as broker, contextlib.ExitStack() as stack:
             assert broker.process is not None
             os.sched_setaffinity(broker.process.pid, {DRIVER_CPU})
@@ -341,10 +361,17 @@ class Bench:
                 "SIGNAL_GATEWAY_WS_MAX_CONNECTIONS": "1000000",
                 "SIGNAL_GATEWAY_LOG_LEVEL": "warning",
             }
+            if variant == "flush50":
+                env["SIGNAL_GATEWAY_FLUSH_MS"] = "50"
+            module = (
+                ["bench.gateway_variant", "--ws-deflate"]
+                if variant == "deflate"
+                else ["signal_gateway"]
+            )
             argv = [
                 PYTHON,
                 "-m",
-                "signal_gateway",
+                *module,
                 "serve",
                 "--broker",
                 broker.url,
@@ -360,15 +387,19 @@ class Bench:
             stack.callback(pub.stop)
             stack.callback(pub.say, "STOP")
             pub.expect("PUBLISHING", 30)
-            time.sleep(3.0)  # every controller has reported: the city is live
+            time.sleep(self.args.warm)  # every controller has reported: the city is live
             run.rss_before = server.rss()
             idle0, idle_t = server.cpu_s(), time.monotonic()
-            time.sleep(3.0)
+            time.sleep(self.args.warm)
             run.extra["ingest_cpu_per_s"] = (server.cpu_s() - idle0) / (time.monotonic() - idle_t)
             gens = self.loadgens(clients, port, probes=self.args.probes)
             for g in gens:
                 stack.callback(g.stop)
             self.measure(run, server, gens)
+            deflated = sum(int(r.get("deflated", 0)) for r in run.extra["ramp"])
+            run.extra["deflated_clients"] = deflated
+            if not variant:  # the floor then writes what ours wrote: deflated or plain
+                self.ours_deflated[clients] = deflated > 0
         return run
 
     def naive(self, clients: int) -> Run:
@@ -400,7 +431,7 @@ class Bench:
             stack.callback(pub.stop)
             stack.callback(pub.say, "STOP")
             pub.expect("PUBLISHING", 30)
-            time.sleep(2.0)
+            time.sleep(self.args.settle)
             self.measure(run, server, gens, readies=readies)
         return run
 
@@ -409,6 +440,8 @@ class Bench:
         run = Run("floor", clients)
         with contextlib.ExitStack() as stack:
             port = free_port()
+            deflate = self.ours_deflated.get(clients, False)
+            run.extra["deflate"] = deflate
             argv = [
                 self.floor_bin,
                 "--port",
@@ -418,13 +451,13 @@ class Bench:
                 "--frames",
                 str(self.frames_file),
                 "--deflate",
-                "1",
+                "1" if deflate else "0",
                 "--max-seconds",
                 str(self.args.seconds + 400),
             ]
             server = Child("floor", argv, SERVER_CPU)
             stack.callback(server.stop)
-            wait_port(port)
+            server.expect("LISTENING", 30)
             run.rss_before = server.rss()
             gens = self.loadgens(clients, port, expect="raw", latency=False)
             for g in gens:
@@ -451,7 +484,7 @@ class Bench:
             stack.callback(pub.stop)
             stack.callback(pub.say, "STOP")
             pub.expect("PUBLISHING", 30)
-            time.sleep(2.0)
+            time.sleep(self.args.settle)
             self.measure(run, server, gens, readies=readies)
         return run
 
@@ -502,17 +535,14 @@ class _Adopted:
     """A process we did not start through Child (the broker), measured the same way."""
 
     def __init__(self, name: str, pid: int) -> None:
-        import psutil
-
         self.name = name
-        self.ps = psutil.Process(pid)
+        self.pid = pid
 
     def cpu_s(self) -> float:
-        times = self.ps.cpu_times()
-        return float(times.user + times.system)
+        return proc_cpu_s(self.pid)
 
     def rss(self) -> int:
-        return int(self.ps.memory_info().rss)
+        return proc_rss(self.pid)
 
 
 # -- report -------------------------------------------------------------------------------
@@ -543,9 +573,7 @@ def machine() -> str:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    import psutil
-
-    mem = psutil.virtual_memory().total / 2**30
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{model}, {os.cpu_count()} cores, {mem:.0f} GiB, Linux {platform.release()}"
 
 
@@ -664,8 +692,8 @@ def plot(runs: list[Run], path: Path) -> None:
             continue
         xs = [r.connected for r in rs]
         if system != "floor":
-            p50 = [r.latency_ms.get("p50", np.nan) for r in rs]
-            p99 = [r.latency_ms.get("p99", np.nan) for r in rs]
+            p50 = [r.latency_ms.get("p50", float("nan")) for r in rs]
+            p99 = [r.latency_ms.get("p99", float("nan")) for r in rs]
             ax1.plot(xs, p99, "-o", color=colour, label=f"{system} p99")
             ax1.plot(xs, p50, "--", color=colour, alpha=0.6, label=f"{system} p50")
         ax2.plot(xs, [r.cpu_s / r.seconds * 100 for r in rs], "-o", color=colour, label=system)
@@ -729,6 +757,39 @@ def write_report(
                 f" {fmt(mq.bytes_per_client_s)} B/s per subscriber)."
             )
         ratio_lines.append(" ".join(line))
+    tby = {r.system: r for r in transports if not r.error}
+    for offer in ("plain", "deflate"):
+        new = tby.get(f"uvicorn-transport/uvloop/{offer}")
+        old = tby.get(f"uvicorn-transport-legacy/uvloop/{offer}")
+        if new and old:
+            ratio_lines.append(
+                f"- **TransportSink, this change vs before ({offer} clients)**: frames per"
+                f" CPU-second {ratio(new.frames_per_cpu_s, old.frames_per_cpu_s)}x"
+                f" ({fmt(new.frames_per_cpu_s)} vs {fmt(old.frames_per_cpu_s)}), RSS per client"
+                f" {fmt(new.rss_per_client / 1024, 1)} vs {fmt(old.rss_per_client / 1024, 1)} KiB."
+            )
+    for variant in ("flush50", "deflate"):
+        var = next((r for r in runs if r.system == f"ours/{variant}" and not r.error), None)
+        base = by.get(("ours", var.clients)) if var else None
+        if var and base:
+            p99 = (fmt(var.latency_ms.get("p99", 0), 1), fmt(base.latency_ms.get("p99", 0), 1))
+            cpu = (fmt(var.cpu_s / var.seconds * 100), fmt(base.cpu_s / base.seconds * 100))
+            rate = (fmt(var.bytes_per_client_s), fmt(base.bytes_per_client_s))
+            mem = (fmt(var.rss_per_client / 1024, 1), fmt(base.rss_per_client / 1024, 1))
+            ratio_lines.append(
+                f"- **Proposal `{variant}` at {var.connected:,} clients** (vs ours, same run):"
+                f" p99 {p99[0]} vs {p99[1]} ms, CPU {cpu[0]} vs {cpu[1]} %,"
+                f" {rate[0]} vs {rate[1]} B/s per client, RSS/client {mem[0]} vs {mem[1]} KiB."
+            )
+    ours_rows = [r for r in runs if r.system == "ours" and r.publish_to_gateway_ms]
+    for r in ours_rows:
+        ratio_lines.append(
+            f"- Latency split at {r.connected:,} clients: publish → gateway receive p50/p99"
+            f" {fmt(r.publish_to_gateway_ms.get('p50', 0), 1)} /"
+            f" {fmt(r.publish_to_gateway_ms.get('p99', 0), 1)} ms; gateway receive → client"
+            f" {fmt(r.gateway_to_client_ms.get('p50', 0), 1)} /"
+            f" {fmt(r.gateway_to_client_ms.get('p99', 0), 1)} ms."
+        )
     vers = versions()
     lines = [
         "# Performance",
@@ -844,11 +905,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--png", type=Path, default=REPO / "docs" / "performance.png")
     parser.add_argument("--json", type=Path, default=None, help="also dump raw results here")
     parser.add_argument("--no-ingest", action="store_true")
+    parser.add_argument(
+        "--variants",
+        default="flush50,deflate",
+        help="proposals measured on the gateway at the middle client count ('' for none)",
+    )
+    parser.add_argument("--capture-seconds", type=float, default=60.0, help="city time captured")
+    parser.add_argument("--ingest-seconds", type=float, default=60.0, help="city time ingested")
+    parser.add_argument("--warm", type=float, default=3.0, help="s for the city to go live")
+    parser.add_argument("--settle", type=float, default=2.0, help="s between ramp and window")
+    parser.add_argument(
+        "--smoke", action="store_true", help="the test suite's seconds-long run of every phase"
+    )
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.clients, args.seconds, args.probes, args.samplers = "20", 1.0, 2, 10
+        args.variants = ""
+        args.capture_seconds, args.ingest_seconds, args.warm, args.settle = 6.0, 3.0, 1.0, 0.3
+        if args.transports == "all":
+            args.transports = "uvicorn-transport"
     if args.quick:
         args.clients = "200,1000"
         args.seconds = min(args.seconds, 5.0)
         args.probes = min(args.probes, 5)
+        args.ingest_seconds = min(args.ingest_seconds, 10.0)
+        args.variants = ""
         if args.transports == "all":
             args.transports = ",".join(
                 (
@@ -879,7 +960,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="sg-bench-"))
     try:
         print("capturing the frames of a full-city client (60 s of city time)...", flush=True)
-        capture = frames_mod.capture(registry, 60.0, speed=args.speed)
+        capture = frames_mod.capture(registry, args.capture_seconds, speed=args.speed)
         frames_mod.write_frames(capture.frames, workdir / "frames.bin")
         analysis = frames_mod.analyse(capture)
         ingest: dict[str, float] = {}
@@ -893,7 +974,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "--cpu",
                     str(SERVER_CPU),
                     "--seconds",
-                    "10" if args.quick else "60",
+                    str(args.ingest_seconds),
+                    "--repeats",
+                    "1" if args.smoke else "3",
                 ],
                 capture_output=True,
                 text=True,
@@ -905,7 +988,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs: list[Run] = []
         for n in counts:
             for system in systems:
-                quiet = wait_quiet()
+                quiet = wait_quiet() if not args.smoke else 0.0
                 print(f"{system}: {n:,} clients (machine load before: {quiet:.0%})...", flush=True)
                 try:
                     run = getattr(bench, system)(n)
@@ -914,11 +997,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"  failed: {run.error}", flush=True)
                 runs.append(run)
                 print("  " + json.dumps(_summary(run)), flush=True)
+        if args.variants and "ours" in systems:
+            vn = args.transport_clients or counts[len(counts) // 2]
+            for variant in args.variants.split(","):
+                quiet = wait_quiet() if not args.smoke else 0.0
+                print(f"ours/{variant}: {vn:,} clients (machine load {quiet:.0%})...", flush=True)
+                try:
+                    run = bench.ours(vn, variant)
+                except Exception as exc:
+                    run = Run(f"ours/{variant}", vn, error=f"{type(exc).__name__}: {exc}"[:300])
+                runs.append(run)
+                print("  " + json.dumps(_summary(run)), flush=True)
         transports: list[Run] = []
         if args.transports != "none":
             tn = args.transport_clients or counts[len(counts) // 2]
-            for kind, loop, deflate in _transport_plan(args.transports):
-                wait_quiet()
+            for kind, loop, deflate in _transport_plan(args.transports, args.smoke):
+                _ = wait_quiet() if not args.smoke else 0.0
                 print(f"transport {kind} {loop} deflate={deflate}: {tn:,} clients...", flush=True)
                 try:
                     run = bench.transport(kind, loop, deflate, tn)
@@ -942,7 +1036,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             args, runs, transports, ingest, analysis, started_at, time.monotonic() - t0
         )
         args.out.write_text(merge_docs(report, args.out))
-        plot(runs, args.png)
+        try:
+            plot(runs, args.png)
+        except ImportError:
+            print("matplotlib is not installed: no plot (pip install -r bench/requirements.txt)")
         if args.json:
             args.json.write_text(
                 json.dumps(
@@ -961,10 +1058,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _transport_plan(spec: str) -> Iterator[tuple[str, str, bool]]:
+def _transport_plan(spec: str, smoke: bool = False) -> Iterator[tuple[str, str, bool]]:
     from bench.transports import KINDS
 
     kinds = KINDS if spec == "all" else tuple(k for k in spec.split(",") if k)
+    if smoke:
+        yield from ((kind, "uvloop", False) for kind in kinds)
+        return
     for kind in kinds:
         for deflate in (False, True):
             if kind == "picows" and deflate:

@@ -182,6 +182,7 @@ async def serve(kind: str, port: int, frames: list[bytes], max_seconds: float) -
             port=port,
             ws="websockets-sansio",
             lifespan="on",
+            interface="asgi3",
             log_level="warning",
             backlog=4096,
             ws_ping_interval=20.0,
@@ -197,6 +198,11 @@ async def serve(kind: str, port: int, frames: list[bytes], max_seconds: float) -
                 await asyncio.wait_for(server_task, 5)
 
         stopper.push_async_callback(stop_uvicorn)
+        while not server.started:
+            if server_task.done():
+                server_task.result()
+                raise SystemExit("uvicorn did not start")
+            await asyncio.sleep(0.05)
     elif kind == "websockets-broadcast":
         from websockets.asyncio.server import ServerConnection
         from websockets.asyncio.server import serve as ws_serve

@@ -132,6 +132,8 @@ int main(int argc, char **argv) {
         perror("listen");
         return 3;
     }
+    printf("LISTENING\n");
+    fflush(stdout);
     int ep = epoll_create1(0);
     struct epoll_event e = {.events = EPOLLIN, .data.ptr = NULL};
     epoll_ctl(ep, EPOLL_CTL_ADD, ls, &e);
@@ -139,7 +141,8 @@ int main(int argc, char **argv) {
     static peer_t stdin_peer = {.fd = 0};
     e.data.ptr = &stdin_peer;
     epoll_ctl(ep, EPOLL_CTL_ADD, 0, &e);
-    peer_t *peers = calloc(conns + 1, sizeof(peer_t));
+    int cap = conns + 256; /* probes of the port that never upgrade take a slot each */
+    peer_t *peers = calloc(cap, sizeof(peer_t));
     int npeers = 0, nopen = 0, running = 0, ready = 0;
     int64_t t0 = mono_ns(), tstart = 0;
     long long written = 0, bytes = 0, skipped = 0, rounds = 0, partial = 0;
@@ -161,7 +164,7 @@ int main(int argc, char **argv) {
                 for (;;) {
                     int fd = accept4(ls, NULL, NULL, SOCK_NONBLOCK);
                     if (fd < 0) break;
-                    if (npeers >= conns) {
+                    if (npeers >= cap) {
                         close(fd);
                         continue;
                     }

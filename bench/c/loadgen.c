@@ -70,11 +70,12 @@ static char zbuf[1 << 22];
 /* stats */
 static int measuring;
 static int64_t m_start_mono, m_frames, m_bytes, m_closed, m_pings;
-static int32_t *samples, *gw_samples; /* publish -> client; gateway receive -> client */
-static size_t nsamples, ngw_samples, cap_samples = 8u << 20;
+/* publish -> client; gateway receive -> client; publish -> gateway receive (updated_ms) */
+static int32_t *samples, *gw_samples, *in_samples;
+static size_t nsamples, ngw_samples, nin_samples, cap_samples = 8u << 20;
 static int64_t probe_results[256][2];
 static int nprobe_results;
-static int opened, failed, ready_count, ramp_closed;
+static int opened, failed, ready_count, ramp_closed, deflated;
 static double snap_ms[1 << 15];
 static int nsnap;
 
@@ -242,7 +243,12 @@ static void sample_payload(const char *p, size_t n, int64_t now, int topic_slot)
             if (!u) break;
             int64_t ms = scan_int(u + 13, end);
             if (slot >= 0 && ms > 0) {
-                add_sample(now, publog_by_time(publog, slot, (ms + 1) * 1000000LL - 1));
+                int64_t pub = publog_by_time(publog, slot, (ms + 1) * 1000000LL - 1);
+                add_sample(now, pub);
+                if (pub > 0 && nin_samples < cap_samples) {
+                    int64_t us = (ms * 1000000LL + 500000LL - pub) / 1000; /* mid-millisecond */
+                    in_samples[nin_samples++] = (int32_t)(us < 0 ? 0 : us > INT32_MAX ? INT32_MAX : us);
+                }
                 if (ngw_samples < cap_samples) {
                     int64_t us = (now - ms * 1000000LL) / 1000;
                     gw_samples[ngw_samples++] = (int32_t)(us < 0 ? 0 : us > INT32_MAX ? INT32_MAX : us);
@@ -441,6 +447,7 @@ static void on_handshake_data(conn_t *c, const char *d, size_t n, int64_t now) {
         return;
     }
     c->deflate = memmem(c->buf, head, "permessage-deflate", 18) != NULL;
+    if (c->deflate && !c->probe) deflated++;
     size_t rest = c->len - head;
     char tmp[4096];
     if (rest > sizeof tmp) rest = sizeof tmp;
@@ -510,8 +517,8 @@ static void print_ready(double ramp_s) {
     qsort(snap_ms, nsnap, sizeof(double), cmp_d);
     double p50 = nsnap ? snap_ms[nsnap / 2] : -1, mx = nsnap ? snap_ms[nsnap - 1] : -1;
     printf("READY {\"opened\":%d,\"ready\":%d,\"failed\":%d,\"closed\":%d,\"ramp_s\":%.3f,"
-           "\"ramp_snapshot_ms_p50\":%.3f,\"ramp_snapshot_ms_max\":%.3f}\n",
-           opened, ready_count, failed, ramp_closed, ramp_s, p50, mx);
+           "\"ramp_snapshot_ms_p50\":%.3f,\"ramp_snapshot_ms_max\":%.3f,\"deflated\":%d}\n",
+           opened, ready_count, failed, ramp_closed, ramp_s, p50, mx, deflated);
     fflush(stdout);
 }
 
@@ -530,6 +537,12 @@ static void print_result(void) {
         f = fopen(gw, "wb");
         if (f) {
             fwrite(gw_samples, sizeof(int32_t), ngw_samples, f);
+            fclose(f);
+        }
+        snprintf(gw, sizeof gw, "%s.in", o_latfile);
+        f = fopen(gw, "wb");
+        if (f) {
+            fwrite(in_samples, sizeof(int32_t), nin_samples, f);
             fclose(f);
         }
     }
@@ -584,6 +597,7 @@ int main(int argc, char **argv) {
     publog = publog_open(o_publog);
     samples = malloc(cap_samples * sizeof(int32_t));
     gw_samples = malloc(cap_samples * sizeof(int32_t));
+    in_samples = malloc(cap_samples * sizeof(int32_t));
     nconns_total = o_conns + o_probes;
     conns = calloc(nconns_total, sizeof(conn_t));
     epfd = epoll_create1(0);
@@ -653,7 +667,7 @@ int main(int argc, char **argv) {
                         measuring = 1;
                         m_start_mono = mono_ns();
                         m_frames = m_bytes = m_closed = 0;
-                        nsamples = ngw_samples = 0;
+                        nsamples = ngw_samples = nin_samples = 0;
                     } else if (!strcmp(line, "STOP")) {
                         print_result();
                         return 0;
