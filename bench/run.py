@@ -349,7 +349,8 @@ class Bench:
         """The gateway as deployed: ``signal-gateway serve`` (``variant``: a measured proposal).
 
         Variants: ``flush50`` (SIGNAL_GATEWAY_FLUSH_MS=50), ``deflate`` (uvicorn's
-        permessage-deflate on, bench/gateway_variant.py).
+        permessage-deflate on), ``gap10`` (10 ms for ingest between flushes); the last two
+        through bench/gateway_variant.py.
         """
         run = Run("ours" + (f"/{variant}" if variant else ""), clients)
         with MosquittoProcess(BROKER_CONF) as broker, contextlib.ExitStack() as stack:
@@ -363,11 +364,11 @@ class Bench:
             }
             if variant == "flush50":
                 env["SIGNAL_GATEWAY_FLUSH_MS"] = "50"
-            module = (
-                ["bench.gateway_variant", "--ws-deflate"]
-                if variant == "deflate"
-                else ["signal_gateway"]
-            )
+            module = {
+                "deflate": ["bench.gateway_variant", "--ws-deflate"],
+                "gap10": ["bench.gateway_variant", "--min-gap-ms", "10"],
+                "chunk500": ["bench.gateway_variant", "--chunk", "500"],
+            }.get(variant, ["signal_gateway"])
             argv = [
                 PYTHON,
                 "-m",
@@ -768,7 +769,7 @@ def write_report(
                 f" ({fmt(new.frames_per_cpu_s)} vs {fmt(old.frames_per_cpu_s)}), RSS per client"
                 f" {fmt(new.rss_per_client / 1024, 1)} vs {fmt(old.rss_per_client / 1024, 1)} KiB."
             )
-    for variant in ("flush50", "deflate"):
+    for variant in ("chunk500", "gap10", "deflate", "flush50"):
         var = next((r for r in runs if r.system == f"ours/{variant}" and not r.error), None)
         base = by.get(("ours", var.clients)) if var else None
         if var and base:
@@ -849,6 +850,10 @@ def write_report(
         f" messages/s** ({ingest.get('us_per_message', 0):.0f} µs each) over"
         f" {ingest.get('messages', 0):,.0f} real controller messages;"
         f" `MqttIngest.handle` (topic, counters too): {ingest.get('handle_per_s', 0):,.0f}/s.",
+        f"- `Hub.flush` to {ingest.get('hub_clients', 0):,.0f} full-city clients with no-op"
+        f" sinks: {ingest.get('hub_hub_us_per_client', 0):.2f} µs per client per flush; the bare"
+        f" loop `if sink.ready(): sink.send(frame)`:"
+        f" {ingest.get('hub_bare_loop_us_per_client', 0):.2f} µs.",
         f"- In the live gateway the city's {analysis['messages_per_s']:.0f} messages/s cost"
         f" {by.get(('ours', counts[0]), Run('', 0)).extra.get('ingest_cpu_per_s', 0) * 100:.1f} %"
         " of the core with no client connected.",
@@ -906,8 +911,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also dump raw results here")
     parser.add_argument("--no-ingest", action="store_true")
     parser.add_argument(
+        "--variant-clients", type=int, default=0, help="client count of the variants (largest)"
+    )
+    parser.add_argument(
         "--variants",
-        default="flush50,deflate",
+        default="chunk500,deflate,flush50",
         help="proposals measured on the gateway at the middle client count ('' for none)",
     )
     parser.add_argument("--capture-seconds", type=float, default=60.0, help="city time captured")
@@ -984,6 +992,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cwd=REPO,
             )
             ingest = json.loads(out.stdout)
+            hub_clients = "200" if args.smoke else "5000"
+            out = subprocess.run(
+                [
+                    PYTHON,
+                    "-m",
+                    "bench.hub_micro",
+                    "--cpu",
+                    str(SERVER_CPU),
+                    "--clients",
+                    hub_clients,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=REPO,
+            )
+            ingest.update({f"hub_{k}": v for k, v in json.loads(out.stdout).items()})
         bench = Bench(args, workdir)
         runs: list[Run] = []
         for n in counts:
@@ -998,7 +1023,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs.append(run)
                 print("  " + json.dumps(_summary(run)), flush=True)
         if args.variants and "ours" in systems:
-            vn = args.transport_clients or counts[len(counts) // 2]
+            vn = args.variant_clients or counts[-1]
             for variant in args.variants.split(","):
                 quiet = wait_quiet() if not args.smoke else 0.0
                 print(f"ours/{variant}: {vn:,} clients (machine load {quiet:.0%})...", flush=True)
