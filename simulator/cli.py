@@ -4,6 +4,10 @@
 controllers until cancelled (Ctrl-C / SIGTERM when started from :func:`main`). Unset flags fall
 back to the gateway's ``SIGNAL_GATEWAY_*`` settings (broker, intersections, topic prefix), so the
 simulator and the gateway started in the same environment talk to each other.
+
+``add_fault_arguments(parser)`` and ``run_fault(args)`` are the other side: one fault command sent
+to a running simulator over its control channel (``python -m simulator fault drop YT005``,
+``signal-gateway fault ...``), see :mod:`simulator.control`.
 """
 
 from __future__ import annotations
@@ -14,14 +18,30 @@ import contextlib
 import logging
 import signal
 import ssl
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from signal_gateway.core.registry import ConfigError, load_registry
 from signal_gateway.settings import BrokerURL, SettingsError, load_settings
+from simulator.control import (
+    CONTROL_TOPIC,
+    OPS,
+    CommandError,
+    ControlError,
+    command_from_words,
+    send_command,
+)
 from simulator.controllers import Credential, Simulator
 
-__all__ = ["add_arguments", "main", "read_credentials", "run_simulator"]
+__all__ = [
+    "add_arguments",
+    "add_fault_arguments",
+    "main",
+    "read_credentials",
+    "run_fault",
+    "run_simulator",
+]
 
 log = logging.getLogger("simulator")
 
@@ -65,6 +85,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=900,
         help="publish at least this often when nothing changes (default 900: >= 1 Hz)",
+    )
+    parser.add_argument(
+        "--control-topic",
+        default=CONTROL_TOPIC,
+        metavar="TOPIC",
+        help=f"take fault commands on this MQTT topic, answer on TOPIC/ack (default "
+        f"{CONTROL_TOPIC}; empty: no control channel); see docs/simulator.md",
     )
 
 
@@ -125,6 +152,9 @@ def build_simulator(args: argparse.Namespace) -> Simulator:
         password_for=password_for,
         heartbeat_ms=getattr(args, "heartbeat_ms", 900),
         tls_context=tls,
+        control_topic=getattr(args, "control_topic", CONTROL_TOPIC),
+        control_username=url.username,
+        control_password=url.password,
     )
 
 
@@ -170,8 +200,94 @@ async def run_simulator(args: argparse.Namespace) -> None:
             loop.remove_signal_handler(signal.SIGTERM)
 
 
+def add_fault_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``OP ID [VALUE] --broker --control-topic --timeout --cafile`` to ``parser``."""
+    ops = "; ".join(f"{op}: {what}" for op, what in OPS.items())
+    parser.add_argument("op", choices=list(OPS), metavar="OP", help=f"the fault: {ops}")
+    parser.add_argument("id", metavar="ID", help="the controller, e.g. YT005")
+    parser.add_argument(
+        "value",
+        nargs="?",
+        metavar="VALUE",
+        help="mode: normal|flash|manual|preempt|dark|fault; skew: milliseconds; duplicate: "
+        "count (default 1); conflict: on|off (default on); malformed: a kind, e.g. nan",
+    )
+    parser.add_argument(
+        "--broker",
+        help="mqtt://[user:pass@]host:port of the simulator's broker (default: "
+        "SIGNAL_GATEWAY_BROKER, else mqtt://127.0.0.1:1883)",
+    )
+    parser.add_argument(
+        "--control-topic",
+        default=CONTROL_TOPIC,
+        metavar="TOPIC",
+        help=f"the simulator's control topic (default {CONTROL_TOPIC})",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="give up after this many seconds without an answer (default 5)",
+    )
+    parser.add_argument(
+        "--cafile", metavar="PATH", help="CA certificate for mqtts:// (default: system CAs)"
+    )
+
+
+async def run_fault(args: argparse.Namespace) -> int:
+    """Send one fault command (flags of :func:`add_fault_arguments`) and print the answer.
+
+    Exit status: 0 carried out (``ok: mode YT005 flash`` on stdout), 1 refused by the simulator
+    or no answer (the reason on stderr), 2 bad arguments (nothing is sent).
+    """
+    command = command_from_words(args.op, args.id, args.value)
+    if isinstance(command, CommandError):
+        print(f"error: {command}", file=sys.stderr)
+        return 2
+    try:
+        url = load_settings({"broker": args.broker}).broker
+        tls = None
+        if BrokerURL.parse(url).tls:
+            tls = ssl.create_default_context(cafile=args.cafile)
+        if not args.timeout > 0:
+            raise ValueError(f"--timeout must be positive, not {args.timeout}")
+    except (SettingsError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        ack = await send_command(
+            url, command, topic=args.control_topic, timeout_s=args.timeout, tls_context=tls
+        )
+    except ControlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if ack.get("ok") is True:
+        print(" ".join(["ok:", command.op, command.id, *([args.value] if args.value else [])]))
+        return 0
+    print(f"error: {ack.get('error')}", file=sys.stderr)
+    return 1
+
+
+def fault_main(argv: Sequence[str]) -> int:
+    """``python -m simulator fault OP ID [VALUE]``: see :func:`run_fault`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m simulator fault",
+        description="Send one fault command to a running simulator over its control channel.",
+    )
+    add_fault_arguments(parser)
+    return asyncio.run(run_fault(parser.parse_args(argv)))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m simulator``: run until Ctrl-C or SIGTERM; 2 on bad flags or registry."""
+    """``python -m simulator``: run until Ctrl-C or SIGTERM; 2 on bad flags or registry.
+
+    ``python -m simulator fault OP ID [VALUE]`` sends a fault command instead (:func:`run_fault`).
+    """
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv and argv[0] == "fault":
+        return fault_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m simulator",
         description="Simulated traffic-signal controllers publishing SPaT over MQTT.",

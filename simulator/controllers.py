@@ -24,7 +24,8 @@ import random
 import socket
 import ssl
 import time
-from collections import deque
+import uuid
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -32,6 +33,18 @@ import aiomqtt
 
 from signal_gateway.core.model import Intersection, Mode, SignalState
 from signal_gateway.testing import status_payload
+from simulator.control import (
+    CONTROL_TOPIC,
+    Command,
+    CommandError,
+    ack_error,
+    ack_ok,
+    ack_topic,
+    check_control_topic,
+    encode_ack,
+    encode_command,
+    parse_command,
+)
 from simulator.faults import MALFORMED_KINDS, Faults, malformed, render
 from simulator.plan import CityPlan, IntersectionPlan, as_g, build_city_plan
 
@@ -184,11 +197,17 @@ class Simulator:
         reconnect_max_s: float = 10.0,
         tls_context: ssl.SSLContext | None = None,
         announce_offline: bool = True,
+        control_topic: str | None = CONTROL_TOPIC,
+        control_username: str | None = None,
+        control_password: str | None = None,
     ) -> None:
         """Plans for the whole registry (they do not depend on ``only``); nothing connects yet.
 
         Credentials: with ``password_for`` (a dict or a callable of the intersection id) and no
         ``username_for``, each controller logs in as its intersection id.
+        ``control_topic``: where fault commands are taken from (:mod:`simulator.control`), over
+        one more connection logging in as ``control_username``/``control_password``; empty or
+        None: no control channel. ValueError if it lies under ``prefix``.
         ``epoch_ms`` anchors the plans (default: now, to the second); ``clock`` returns Unix
         seconds and must run at real pace (sleeps are real).
         """
@@ -230,6 +249,18 @@ class Simulator:
         self._started = False
         self._stats_at = 0
         self._stats_published = 0
+        self.control_topic = control_topic or None
+        if self.control_topic is not None:
+            problem = check_control_topic(self.control_topic, self.prefix)
+            if problem is not None:
+                raise ValueError(problem)
+        self._control_username = control_username
+        self._control_password = control_password
+        self._control_task: asyncio.Task[None] | None = None
+        self._control_client_id = f"sim-control-{uuid.uuid4().hex[:8]}"
+        self._answered: OrderedDict[str, bytes] = OrderedDict()
+        self.control_ready = asyncio.Event()
+        """Set while the control channel is subscribed to ``control_topic``."""
 
     # ------------------------------------------------------------------ identity and time
 
@@ -293,6 +324,10 @@ class Simulator:
         self._scheduler = asyncio.create_task(self._schedule_loop(), name="simulator-scheduler")
         for c in self._controllers.values():
             c.task = asyncio.create_task(self._connection(c), name=f"simulator-{c.id}")
+        if self.control_topic is not None:
+            self._control_task = asyncio.create_task(
+                self._control_connection(self.control_topic), name="simulator-control"
+            )
 
     async def stop(self) -> None:
         """Stop publishing, announce offline (retained) unless told not to, disconnect."""
@@ -309,6 +344,10 @@ class Simulator:
                 c.task.cancel()
                 tasks.append(c.task)
                 c.task = None
+        if self._control_task is not None:
+            self._control_task.cancel()
+            tasks.append(self._control_task)
+            self._control_task = None
         for task in self._publishing:
             task.cancel()
         tasks.extend(self._publishing)
@@ -682,3 +721,152 @@ class Simulator:
         self._event(c, "restart")
         log.info("%s: restarted (online status re-published, seq from 0)", c.id)
         self._republish(c)
+
+    # ------------------------------------------------------------------ control channel
+
+    @property
+    def control_credentials(self) -> tuple[str | None, str | None]:
+        """The (username, password) the control channel logs in with (None, None: anonymous)."""
+        return self._control_username, self._control_password
+
+    @property
+    def control_client_id(self) -> str:
+        """The MQTT client id of the control channel, ``sim-control-<random>``."""
+        return self._control_client_id
+
+    def _runs(self) -> str:
+        ids = list(self._controllers)
+        shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+        return f"it runs {len(ids)}: {shown}"
+
+    async def apply(self, command: Command) -> dict[str, object]:
+        """Carry out one control command now; the acknowledgement (``ok`` false says why not).
+
+        Never raises for a command that cannot be carried out (unknown id, a restart of a
+        controller that is not connected...): that is an ``ok: false`` answer.
+        """
+        iid = command.id
+        c = self._controllers.get(iid)
+        if c is None:
+            return ack_error(f"id: {iid!r} is not run by this simulator ({self._runs()})", command)
+        if command.op in ("restart", "malformed") and c.client is None:
+            why = "dropped: resume it first" if c.dropped else "reconnecting to the broker"
+            return ack_error(
+                f"{command.op} {iid}: the controller is not connected ({why})", command
+            )
+        try:
+            match command.op:
+                case "drop":
+                    self.drop(iid)
+                case "resume":
+                    self.resume(iid)
+                case "silence":
+                    self.silence(iid, True)
+                case "speak":
+                    self.silence(iid, False)
+                case "mode":
+                    self.set_mode(iid, command.mode)
+                case "skew":
+                    self.skew(iid, command.ms)
+                case "duplicate":
+                    self.duplicate(iid, command.count)
+                case "reorder":
+                    self.reorder(iid)
+                case "conflict":
+                    self.conflict(iid, command.on)
+                case "restart":
+                    await self.restart(iid)
+                case "heal":
+                    self.heal(iid)
+                case "malformed":
+                    await self.send_malformed(iid, command.kind)
+                case _:
+                    return ack_error(f"op: {command.op!r} is not an operation", command)
+        except (KeyError, ValueError, RuntimeError, aiomqtt.MqttError) as exc:
+            reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            return ack_error(f"{command.op} {iid}: {reason}", command)
+        return ack_ok(command)
+
+    async def _control_connection(self, topic: str) -> None:
+        """Keep the control channel subscribed to ``topic``; answer every command on it."""
+        answers = ack_topic(topic)
+        backoff = self.reconnect_min_s
+        warned = False
+        while True:
+            client = aiomqtt.Client(
+                self.host,
+                self.port,
+                identifier=self._control_client_id,
+                username=self._control_username,
+                password=self._control_password,
+                keepalive=self.keepalive_s,
+                timeout=10,
+                tls_context=self._tls_context,
+                logger=logging.getLogger("simulator.mqtt"),
+            )
+            try:
+                async with client:
+                    await client.subscribe(topic, qos=1)
+                    self.control_ready.set()
+                    backoff = self.reconnect_min_s
+                    warned = False
+                    log.info(
+                        "control channel: commands on %s, answers on %s (client id %s)",
+                        topic,
+                        answers,
+                        self._control_client_id,
+                    )
+                    async for message in client.messages:
+                        raw = message.payload
+                        payload = bytes(raw) if isinstance(raw, bytes | bytearray) else b""
+                        await self._serve_command(client, answers, payload)
+            except aiomqtt.MqttError as exc:
+                if warned:
+                    log.debug("control channel: broker connection failed or lost: %s", exc)
+                else:
+                    warned = True
+                    log.warning(
+                        "control channel: broker %s:%d connection failed or lost (%s); "
+                        "reconnecting with backoff (further failures are logged at debug level)",
+                        self.host,
+                        self.port,
+                        exc,
+                    )
+            finally:
+                self.control_ready.clear()
+            delay = backoff * self._jitter.uniform(0.5, 1.0)
+            backoff = min(backoff * 2, self.reconnect_max_s)
+            await asyncio.sleep(delay)
+
+    async def _serve_command(self, client: aiomqtt.Client, answers: str, payload: bytes) -> None:
+        """Parse, apply (once per ``ref``) and answer one control payload; never raises."""
+        command = parse_command(payload)
+        if isinstance(command, CommandError):
+            log.warning("control: refused %r: %s", payload[:200], command)
+            ack = ack_error(command)
+        elif command.ref is not None and command.ref in self._answered:
+            log.debug("control: ref %s again: answered before, not carried out twice", command.ref)
+            await self._publish_ack(client, answers, self._answered[command.ref])
+            return
+        else:
+            log.info("control: %s", encode_command(command).decode())
+            try:
+                ack = await self.apply(command)
+            except Exception as exc:  # a command must never take the simulator down
+                log.exception("control: %s %s failed", command.op, command.id)
+                ack = ack_error(f"{command.op} {command.id}: internal error: {exc!r}", command)
+            if not ack["ok"]:
+                log.warning("control: refused: %s", ack["error"])
+        encoded = encode_ack(ack)
+        ref = ack.get("ref")
+        if isinstance(ref, str):
+            self._answered[ref] = encoded
+            while len(self._answered) > 1024:
+                self._answered.popitem(last=False)
+        await self._publish_ack(client, answers, encoded)
+
+    async def _publish_ack(self, client: aiomqtt.Client, answers: str, encoded: bytes) -> None:
+        try:
+            await client.publish(answers, encoded, qos=1)
+        except aiomqtt.MqttError as exc:
+            log.debug("control: answer on %s not published: %s", answers, exc)
