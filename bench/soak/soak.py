@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ from signal_gateway.core.registry import Registry, load_registry
 from simulator.controllers import Simulator
 from simulator.faults import MALFORMED_KINDS
 from tests.faults.proxy import TcpProxy
-from tests.faults.support import Judge, wall_ms
+from tests.faults.support import Judge
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -202,7 +202,8 @@ class Soak:
     def faults(self) -> list[Fault]:
         """The cycle, in order; ids drawn at random from the city each time."""
         sim, broker = self.sim, self.broker
-        assert sim is not None and self.proxy is not None
+        assert sim is not None
+        assert self.proxy is not None
         proxy = self.proxy
         pick: dict[str, str] = {}
 
