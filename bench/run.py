@@ -225,6 +225,7 @@ class Bench:
         deflate: bool = True,
         latency: bool = True,
     ) -> list[Child]:
+        browser = "1" if self.args.browser_headers else "0"
         """Start enough load-generator processes for ``clients`` connections (core 1)."""
         count = max(1, -(-clients // PER_LOADGEN))
         sample_every = max(1, clients // self.args.samplers)
@@ -249,6 +250,8 @@ class Bench:
                 str(sample_every),
                 "--deflate",
                 "1" if deflate else "0",
+                "--browser",
+                browser,
                 "--probes",
                 str(probes if k == 0 else 0),
                 "--seconds",
@@ -910,6 +913,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--png", type=Path, default=REPO / "docs" / "performance.png")
     parser.add_argument("--json", type=Path, default=None, help="also dump raw results here")
     parser.add_argument("--no-ingest", action="store_true")
+    parser.add_argument(
+        "--browser-headers",
+        action="store_true",
+        help="clients send a desktop browser's upgrade headers (User-Agent, Origin, ...)",
+    )
     parser.add_argument(
         "--redo-from",
         type=Path,

@@ -54,7 +54,7 @@ static const char *o_sub = "{\"op\":\"subscribe\",\"all\":true}";
 static const char *o_topic = "signals/+/spat", *o_expect = "gateway";
 static const char *o_publog = "", *o_latfile = "", *o_src = "127.0.0.1";
 static int o_port = 8000, o_conns = 100, o_sample_every = 50, o_probes = 0, o_deflate = 0;
-static int o_inflight = 256;
+static int o_inflight = 256, o_browser = 0;
 static double o_seconds = 10, o_max_seconds = 300, o_ramp_timeout = 120;
 
 static conn_t *conns;
@@ -207,10 +207,18 @@ static void send_handshake(conn_t *c) {
         n = snprintf(req, sizeof req,
                      "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                     "Sec-WebSocket-Version: 13\r\n%s%s\r\n",
                      o_path, o_host, o_port,
                      o_deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
                                  "client_max_window_bits\r\n"
+                               : "",
+                     /* the rest of what a desktop browser sends with an upgrade */
+                     o_browser ? "Pragma: no-cache\r\nCache-Control: no-cache\r\n"
+                                 "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36"
+                                 " (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36\r\n"
+                                 "Origin: https://signals.yantai.example\r\n"
+                                 "Accept-Encoding: gzip, deflate, br, zstd\r\n"
+                                 "Accept-Language: zh-CN,zh;q=0.9,en;q=0.8\r\n"
                                : "");
     }
     c->state = ST_HANDSHAKE;
@@ -575,6 +583,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--probes")) o_probes = atoi(v);
         else if (!strcmp(k, "--deflate")) o_deflate = atoi(v);
         else if (!strcmp(k, "--inflight")) o_inflight = atoi(v);
+        else if (!strcmp(k, "--browser")) o_browser = atoi(v);
         else if (!strcmp(k, "--seconds")) o_seconds = atof(v);
         else if (!strcmp(k, "--max-seconds")) o_max_seconds = atof(v);
         else if (!strcmp(k, "--ramp-timeout")) o_ramp_timeout = atof(v);

@@ -107,6 +107,11 @@ class TransportSink:
         self._send = send
         self._close_task: asyncio.Task[None] | None = None
         self._bits = _window_bits(self._conn)
+        # uvicorn keeps the handshake's request and response for the connection's life but reads
+        # neither after the accept: a few KiB per client with a browser's headers.
+        for name in ("request", "response"):
+            if getattr(proto, name, None) is not None:
+                setattr(proto, name, None)
 
     def ready(self) -> bool:
         """Open and with little enough buffered."""
