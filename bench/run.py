@@ -175,6 +175,24 @@ def wait_quiet(limit: float = 0.15, timeout_s: float = 30.0) -> float:
             return load
 
 
+SCRAPED = {
+    "signal_gateway_flush_duration_seconds_count": "flushes",
+    "signal_gateway_flush_duration_seconds_sum": "flush_s",
+    'signal_gateway_frames_sent_total{endpoint="public"}': "frames_sent",
+}
+
+
+def scrape(url: str) -> dict[str, float]:
+    """The gateway's flush and frame counters from /metrics (empty if it does not answer)."""
+    out: dict[str, float] = {}
+    with contextlib.suppress(OSError, ValueError), urllib.request.urlopen(url, timeout=5) as page:
+        for line in page.read().decode().splitlines():
+            name, _, value = line.rpartition(" ")
+            if name in SCRAPED:
+                out[SCRAPED[name]] = float(value)
+    return out
+
+
 def wait_http(url: str, timeout_s: float = 30.0) -> None:
     """Poll until ``url`` answers 200."""
     deadline = time.monotonic() + timeout_s
@@ -293,6 +311,7 @@ class Bench:
         gens: list[Child],
         extra_start: Sequence[Child] = (),
         readies: list[dict[str, Any]] | None = None,
+        metrics_url: str | None = None,
     ) -> None:
         """Settle, then one measurement window: START, --seconds, STOP; fill ``run``."""
         if readies is None:
@@ -304,6 +323,7 @@ class Bench:
         cpu0 = server.cpu_s()
         gen_cpu0 = sum(g.cpu_s() for g in gens)
         busy0 = core_busy()
+        scraped0 = scrape(metrics_url) if metrics_url else {}
         for g in gens:
             g.say("START")
         for child in extra_start:
@@ -315,6 +335,9 @@ class Bench:
         for g in gens:
             g.say("STOP")
         results = [g.expect("RESULT", 60) for g in gens]
+        if metrics_url:
+            scraped1 = scrape(metrics_url)
+            run.extra["server"] = {k: scraped1.get(k, 0.0) - v for k, v in scraped0.items()}
         run.seconds = time.monotonic() - started
         run.cpu_s = server.cpu_s() - cpu0
         run.loadgen_cpu = (sum(g.cpu_s() for g in gens) - gen_cpu0) / run.seconds
@@ -399,7 +422,7 @@ class Bench:
             gens = self.loadgens(clients, port, probes=self.args.probes)
             for g in gens:
                 stack.callback(g.stop)
-            self.measure(run, server, gens)
+            self.measure(run, server, gens, metrics_url=f"http://127.0.0.1:{port}/metrics")
             deflated = sum(int(r.get("deflated", 0)) for r in run.extra["ramp"])
             run.extra["deflated_clients"] = deflated
             if not variant:  # the floor then writes what ours wrote: deflated or plain
