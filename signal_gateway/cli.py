@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, help="simulator seed")
     demo.add_argument("--intersections", metavar="PATH", help="city registry YAML")
 
+    fault = commands.add_parser(
+        "fault", help="inject a fault into a running simulator (demo, simulate)"
+    )
+    _add_fault_arguments(fault)
+
     check = commands.add_parser("check-config", help="validate the city registry")
     check.add_argument("path", nargs="?", help="registry YAML (default from settings)")
 
@@ -92,6 +97,12 @@ def _add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
     add_arguments(parser)
 
 
+def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
+    from simulator.cli import add_fault_arguments
+
+    add_fault_arguments(parser)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and ``python -m signal_gateway``."""
     args = build_parser().parse_args(argv)
@@ -102,6 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return convert(args)
         if args.command == "simulate":
             return _run(simulate(args))
+        if args.command == "fault":
+            from simulator.cli import run_fault
+
+            return _run(run_fault(args))
         overrides: dict[str, Any] = {
             "broker": getattr(args, "broker", None),
             "intersections": getattr(args, "intersections", None),
@@ -203,17 +218,21 @@ async def serve(
             settings.host,
         )
         return EXIT_CONFIG
+    http_protocol, ws_protocol = protocols(
+        settings.ws_handshake_timeout_s, settings.ws_max_buffered_bytes
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
-        ws="websockets-sansio",
+        http=http_protocol,
+        ws=ws_protocol,
         ws_max_size=settings.ws_max_frame_bytes,
         ws_ping_interval=settings.ws_ping_interval_s,
         ws_ping_timeout=settings.ws_ping_timeout_s,
-        # Off: frames are small and shared by every client, and deflate would cost CPU per
-        # client and open the door to compression bombs.
-        ws_per_message_deflate=False,
+        # Off by default (a compression bomb needs the server to inflate what clients send);
+        # on, each shared frame is compressed once for all clients (docs/performance.md).
+        ws_per_message_deflate=settings.ws_compression,
         log_config=None,
         lifespan="on",
         timeout_graceful_shutdown=5,
@@ -231,6 +250,75 @@ async def serve(
         await serving
     waiter.cancel()
     return 0
+
+
+def protocols(
+    handshake_timeout_s: float, max_buffered_bytes: int
+) -> tuple[type[asyncio.Protocol], type[asyncio.Protocol]]:
+    """uvicorn's HTTP/1.1 (h11) and websockets-sansio protocols, with two limits they lack.
+
+    * A connection whose first request head is not complete within ``handshake_timeout_s`` is
+      closed: uvicorn times out only idle keep-alive connections, so a client that opens a
+      socket and sends nothing, or a few bytes of a handshake, held it open for ever.
+    * A WebSocket whose send buffer is over ``max_buffered_bytes`` (the transport's high-water
+      mark) is no longer read until it drains, and the hub's next flush evicts it (1013).
+      Pings are answered below the application, and snapshots and replies are written outside
+      the flush, so a client that sends pings or ops and never reads made the gateway buffer
+      without bound.
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    class HandshakeTimeoutH11(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._head_timer = self.loop.call_later(handshake_timeout_s, self._head_timeout)
+
+        def _head_timeout(self) -> None:
+            self._head_timer = None
+            if self.scope is None and not self.transport.is_closing():  # no request head yet
+                self.transport.close()
+
+        def _cancel_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def handle_websocket_upgrade(self, event: Any) -> None:
+            self._cancel_head_timer()  # the transport now belongs to the WebSocket protocol
+            super().handle_websocket_upgrade(event)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_head_timer()
+            super().connection_lost(exc)
+
+    class BackpressureWebSocket(WebSocketsSansIOProtocol):
+        _write_paused = False
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            self.transport.set_write_buffer_limits(high=max_buffered_bytes)
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            self._write_paused = True
+            self.transport.pause_reading()
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            self._write_paused = False
+            if not self.read_paused:
+                self.transport.resume_reading()
+
+        async def receive(self) -> Any:
+            message = await super().receive()  # may resume reading: not while writes wait
+            if self._write_paused and not self.close_sent:
+                self.transport.pause_reading()
+            return message
+
+    return HandshakeTimeoutH11, BackpressureWebSocket
 
 
 class GatewayServer:
@@ -255,13 +343,11 @@ class GatewayServer:
 
 async def demo(settings: Settings, args: argparse.Namespace) -> int:
     """``demo``: embedded broker, all simulated controllers, the gateway and the web page."""
-    from simulator.controllers import Simulator
-
     from signal_gateway.core.registry import ConfigError, load_registry
     from signal_gateway.embedded_broker import EmbeddedBroker
 
     try:
-        registry = load_registry(settings.registry_path)
+        load_registry(settings.registry_path)
     except ConfigError as exc:
         for problem in exc.problems:
             log.error("%s: %s", settings.intersections, problem)
@@ -288,25 +374,46 @@ async def demo(settings: Settings, args: argparse.Namespace) -> int:
             broker_settings = load_settings(
                 {**_asdict(settings), "broker": f"mqtt://127.0.0.1:{broker.port}"}
             )
-        url = broker_settings.broker_url()
-        sim = Simulator(
-            registry,
-            url.host,
-            url.port,
-            seed=args.seed,
-            prefix=settings.topic_prefix,
+        # The simulated controllers run in a process of their own, as real controllers would:
+        # on the machine's other core, and never delaying the gateway's event loop.
+        simulator = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "simulator",
+            "--broker",
+            broker_settings.broker,
+            "--seed",
+            str(args.seed),
+            "--intersections",
+            settings.intersections,
+            "--prefix",
+            settings.topic_prefix,
         )
-        sim_task = asyncio.create_task(sim.run(), name="simulator")
+        stack.push_async_callback(_stop_process, simulator)
         stop = asyncio.Event()
         _on_signals(stop)
-        print(f"\n  signal_gateway demo: open http://{args.host}:{args.port}/\n", flush=True)
-        try:
-            return await serve(broker_settings, stop=stop)
-        finally:
-            sim_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sim_task
+        print(
+            f"\n  signal_gateway demo: open http://{args.host}:{args.port}/"
+            f"\n  engineers' dashboard: http://{args.host}:{args.port}/engineer/"
+            f"\n  inject a fault: signal-gateway fault drop YT005 --broker {broker_settings.broker}"
+            f"\n                  signal-gateway fault mode YT006 flash --broker "
+            f"{broker_settings.broker}\n",
+            flush=True,
+        )
+        return await serve(broker_settings, stop=stop)
     return 0
+
+
+async def _stop_process(process: asyncio.subprocess.Process, grace_s: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``grace_s``."""
+    if process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), grace_s)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
 
 
 def _on_signals(stop: asyncio.Event) -> None:

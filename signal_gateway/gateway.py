@@ -51,9 +51,11 @@ class Gateway:
             keepalive_s=settings.mqtt_keepalive_s,
             max_payload_bytes=settings.max_payload_bytes,
             backoff=(settings.reconnect_min_s, settings.reconnect_max_s),
+            slow_link_ms=settings.mqtt_slow_link_ms,
             on_outcome=self._on_outcome,
             extra_handlers=self._feeds(),
             clock=clock,
+            ca_file=settings.broker_ca_file,
         )
         self._wake = asyncio.Event()
         self.flushes = 0

@@ -75,6 +75,11 @@ class Settings:
     """Every setting of the gateway. Environment: ``SIGNAL_GATEWAY_<NAME>`` (upper case)."""
 
     broker: str = _doc("MQTT broker URL, mqtt://[user:pass@]host:port", "mqtt://127.0.0.1:1883")
+    broker_ca_file: str = _doc(
+        "CA certificate file (PEM) that signs the broker's certificate, for mqtts:// "
+        "(empty: the system trust store)",
+        "",
+    )
     topic_prefix: str = _doc("first topic level(s) of controller topics", "signals")
     j2735_topic: str = _doc(
         "MQTT topic filter of decoded J2735 SPaT (ODE JSON); empty disables", ""
@@ -90,11 +95,22 @@ class Settings:
     mqtt_keepalive_s: int = _doc("MQTT keepalive towards the broker", 10)
     reconnect_min_s: float = _doc("first reconnect delay (jittered, doubles)", 0.5)
     reconnect_max_s: float = _doc("longest reconnect delay", 15.0)
+    mqtt_slow_link_ms: float = _doc(
+        "round trip to the broker (probed every second) beyond which reports count as held up "
+        "and clock offsets are not learned from them",
+        150.0,
+    )
     ws_max_frame_bytes: int = _doc("largest client frame; bigger closes with 1009", 4096)
     ws_max_buffered_bytes: int = _doc("send buffer bound; a client over it is evicted", 1 << 20)
     ws_stall_timeout_s: float = _doc("a client unable to take frames this long is evicted", 30.0)
     ws_ping_interval_s: float = _doc("WebSocket ping period", 20.0)
     ws_ping_timeout_s: float = _doc("close a client that does not answer a ping in time", 20.0)
+    ws_handshake_timeout_s: float = _doc(
+        "close a connection whose HTTP/WebSocket handshake is not complete within this", 10.0
+    )
+    ws_compression: bool = _doc(
+        "offer permessage-deflate (each frame compressed once, shared); ~12x fewer bytes", False
+    )
     ws_max_connections: int = _doc("global WebSocket connection limit", 50_000)
     ws_max_connections_per_ip: int = _doc("WebSocket connections per client IP", 200)
     ws_ops_per_s: float = _doc("sustained client ops per second before errors", 5.0)
@@ -110,6 +126,10 @@ class Settings:
         '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
     )
     # -- engineers' view (issue 4): event log, access control, rules ---------------------------
+    event_log_writer: bool = _doc(
+        "this replica writes the event log; with replicas, exactly one should (docs/deploy.md)",
+        True,
+    )
     event_db: str = _doc(
         "SQLite file of the engineers' event log, created on first start; empty: memory only",
         "var/events.sqlite3",
@@ -207,6 +227,13 @@ def load_settings(
 
 def _coerce(name: str, kind: object, raw: str) -> Any:
     env = ENV_PREFIX + name.upper()
+    if kind in (bool, "bool"):
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{env}: {raw!r} is not true or false")
     try:
         if kind in (int, "int"):
             return int(raw)
@@ -225,6 +252,8 @@ def _check(settings: Settings) -> None:
         "mqtt_keepalive_s",
         "reconnect_min_s",
         "reconnect_max_s",
+        "mqtt_slow_link_ms",
+        "ws_handshake_timeout_s",
         "ws_max_frame_bytes",
         "ws_max_buffered_bytes",
         "ws_max_connections",

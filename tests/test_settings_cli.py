@@ -110,3 +110,16 @@ def test_help_works_for_every_command() -> None:
         with pytest.raises(SystemExit) as exit_info:
             main([*args, "--help"])
         assert exit_info.value.code == 0
+
+
+@pytest.mark.parametrize(("raw", "value"), [("true", True), ("0", False), ("Off", False)])
+def test_boolean_settings_read_the_usual_spellings(raw: str, value: bool) -> None:
+    """SIGNAL_GATEWAY_EVENT_LOG_WRITER takes true/false, 1/0, on/off, yes/no."""
+    settings = load_settings(environ={"SIGNAL_GATEWAY_EVENT_LOG_WRITER": raw})
+    assert settings.event_log_writer is value
+
+
+def test_boolean_setting_refuses_other_words() -> None:
+    """A word that is not a truth value is refused, naming the variable."""
+    with pytest.raises(SettingsError, match="SIGNAL_GATEWAY_EVENT_LOG_WRITER: 'maybe'"):
+        load_settings(environ={"SIGNAL_GATEWAY_EVENT_LOG_WRITER": "maybe"})

@@ -542,7 +542,10 @@ class EngineerRuntime:
         self.tokens = TokenBook.from_settings(settings)
         self.feed = EngineerFeed(gateway, self.tokens, settings.engineer_push_ms)
         self.socket = EngineerSocket(self.feed, settings)
-        self.event_db: Path | None = Path(settings.event_db) if settings.event_db else None
+        # Only the replica with the writer role keeps the event log; others keep events in
+        # memory (the balancer pins the engineers' routes to the writer, docs/deploy.md).
+        writes = settings.event_log_writer and bool(settings.event_db)
+        self.event_db: Path | None = Path(settings.event_db) if writes else None
         self.writer: EventWriter | None = None
         self.metrics = metrics_registry(self)
         self._task: asyncio.Task[None] | None = None

@@ -9,7 +9,10 @@ It must not import asyncio, MQTT, pydantic or web code, and never reads a clock.
 A group's ``end_ms`` is a number only when everything below holds, else it is None:
 the controller is online, its last report is younger than ``stale_after_ms``, its mode is
 ``normal``, its clock offset is trusted, and the controller knows the end (max - min within
-``exact_tolerance_ms``). See docs/protocol.md, "When is a number shown".
+``exact_tolerance_ms``). See docs/protocol.md, "When is a number shown". Over all of them: the
+gateway must be connected to the broker (:meth:`City.set_link`). And while reports reach it
+late (:meth:`City.set_timely`), offsets are not learned from them: a transit delay cannot be
+told from a controller clock that is behind.
 """
 
 from __future__ import annotations
@@ -108,6 +111,8 @@ class City:
             )
         self._changed: set[str] = set()
         self.totals: Counter[str] = Counter()
+        self.link_ok = True  # connected to the broker
+        self.timely = True  # and reports are not held up on the way
 
     def _new_estimator(self) -> OffsetEstimator:
         return OffsetEstimator(step_tolerance_ms=self.config.step_tolerance_ms)
@@ -219,7 +224,10 @@ class City:
                 )
             )
 
-        sample = state.offsets.add(now_ms, report.ts_ms)
+        if self.timely:
+            sample = state.offsets.add(now_ms, report.ts_ms)
+        else:  # held up on the way: learning from it would take the delay for clock offset
+            sample = state.offsets.peek(now_ms, report.ts_ms)
         if not sample.trusted and sample.late_ms > self.config.stale_after_ms:
             # Older than the stale time on arrival (a backlog after a broker hang): discard.
             return self._drop(state, "too_old")
@@ -283,6 +291,31 @@ class City:
         changed = self._refresh(state, now_ms)
         return Outcome("accepted", changed, tuple(events))
 
+    def set_link(self, ok: bool, now_ms: int) -> bool:
+        """Whether the gateway is connected to the broker; returns whether any view changed.
+
+        While it is not, no report can arrive, so every view shows no time at once (``stale``)
+        rather than after the stale time; reconnected, views within the stale time show theirs.
+        """
+        if ok is self.link_ok:
+            return False
+        self.link_ok = ok
+        changed = False
+        for state in self._states.values():
+            changed |= self._refresh(state, now_ms)
+        return changed
+
+    def set_timely(self, timely: bool) -> None:
+        """Whether reports reach the gateway without extra delay (its probe of the broker).
+
+        A report's transit delay cannot be told from its controller's clock offset: a delay
+        that lasts would be learned as offset, and every end shown late by it. While reports
+        are held up (a slow link, a backlog the gateway is working through) the estimates learn
+        nothing; reports are converted with what was learned before, and withheld if later
+        than it allows (see ``OffsetEstimator.peek``).
+        """
+        self.timely = timely
+
     def tick(self, now_ms: int) -> tuple[Event, ...]:
         """Advance time: intersections with no report for ``stale_after_ms`` go stale."""
         events: list[Event] = []
@@ -321,7 +354,7 @@ class City:
         ends would be pushed to every client while a countdown merely runs.
         """
         old = state.view
-        view = build_view(state, self.config)
+        view = build_view(state, self.config, link_ok=self.link_ok)
         if view == old:
             return False
         state.view = view
@@ -387,7 +420,9 @@ def judge_spat(
     return None
 
 
-def build_view(state: ControllerState, config: CoreConfig) -> IntersectionView:
+def build_view(
+    state: ControllerState, config: CoreConfig, *, link_ok: bool = True
+) -> IntersectionView:
     """The view of one controller's state; numbers only where the module docstring allows."""
     intersection = state.intersection
     report = state.report
@@ -396,10 +431,11 @@ def build_view(state: ControllerState, config: CoreConfig) -> IntersectionView:
         return IntersectionView(unknown.id, unknown.mode, state.online, True, None, unknown.groups)
     sample = state.sample
     trusted = sample is not None and sample.trusted
+    stale = state.stale or not link_ok
     countdowns = (
         state.online
         and not state.offline_since_report
-        and not state.stale
+        and not stale
         and report.mode is Mode.NORMAL
         and trusted
     )
@@ -419,7 +455,7 @@ def build_view(state: ControllerState, config: CoreConfig) -> IntersectionView:
         id=intersection.id,
         mode=report.mode,
         online=state.online,
-        stale=state.stale,
+        stale=stale,
         updated_ms=state.last_rx_ms,
         groups=tuple(groups),
     )

@@ -63,6 +63,22 @@ class OffsetEstimator:
         self._window.clear()
         self._suspects.clear()
 
+    def peek(self, receive_ms: int, controller_ts_ms: int) -> OffsetSample:
+        """Judge a sample against the estimate without learning from it.
+
+        For messages known to be held up on the way (the gateway's link to the broker is slow,
+        or a backlog is being worked through): learning from them would take the delay for
+        clock offset. Trusted, as by :meth:`add`, only within the step tolerance of the estimate.
+        """
+        sample = receive_ms - controller_ts_ms
+        current = self.offset_ms
+        if current is None:
+            return OffsetSample(sample, trusted=False, stepped=False, late_ms=0)
+        if sample < current:  # a transit delay is never negative: the offset is at most this
+            return OffsetSample(sample, trusted=True, stepped=False, late_ms=0)
+        late = sample - current
+        return OffsetSample(current, trusted=late <= self._tolerance, stepped=False, late_ms=late)
+
     def add(self, receive_ms: int, controller_ts_ms: int) -> OffsetSample:
         """Feed one message's receive time and controller timestamp; return how to convert it."""
         sample = receive_ms - controller_ts_ms

@@ -148,6 +148,13 @@ class Hub:
         evicted: list[Client] = []
         everything_frame: bytes | None = None
         for client in list(self.clients.values()):
+            if client.sink.buffered_bytes() > self.config.max_buffered_bytes:
+                # Checked for every client, not only those with something to send: snapshots,
+                # replies and pongs are written outside the flush, and a client that keeps
+                # asking for them without reading may have a quiet subscription.
+                self._evict(client, "send buffer over limit", evicted)
+                skipped += 1
+                continue
             sub = client.subscription.ids
             if not client.backlog:
                 if not changed:
@@ -189,11 +196,13 @@ class Hub:
         over_bytes = client.sink.buffered_bytes() > self.config.max_buffered_bytes
         over_time = now_ms - client.stalled_since_ms > self.config.stall_timeout_ms
         if over_bytes or over_time:
-            why = "send buffer over limit" if over_bytes else "not reading"
-            client.sink.close(CLOSE_TOO_SLOW, why)
-            self.remove(client)
-            evicted.append(client)
+            self._evict(client, "send buffer over limit" if over_bytes else "not reading", evicted)
         return 1
+
+    def _evict(self, client: Client, why: str, evicted: list[Client]) -> None:
+        client.sink.close(CLOSE_TOO_SLOW, why)
+        self.remove(client)
+        evicted.append(client)
 
     def _update(self, ids: Iterable[str], now_ms: int) -> bytes:
         return frame("update", now_ms, [self.encoded(i) for i in self._ordered(ids)])

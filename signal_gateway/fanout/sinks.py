@@ -95,17 +95,21 @@ def _window_bits(conn: Any) -> int | None:
     return int(bits)
 
 
+# A client being closed has this long to read what is buffered and answer the close frame.
+CLOSE_WAIT_S = 2.0
+
+
 class TransportSink:
     """Writes frames synchronously into uvicorn's websockets-sansio protocol transport."""
 
-    __slots__ = ("_bits", "_close_task", "_conn", "_proto", "_send", "_transport")
+    __slots__ = ("_bits", "_closing", "_conn", "_proto", "_send", "_transport")
 
     def __init__(self, proto: Any, send: AsgiSend) -> None:
         self._proto = proto
         self._conn = proto.conn
         self._transport = proto.transport
         self._send = send
-        self._close_task: asyncio.Task[None] | None = None
+        self._closing = False
         self._bits = _window_bits(self._conn)
         # uvicorn keeps the handshake's request and response for the connection's life but reads
         # neither after the accept: a few KiB per client with a browser's headers.
@@ -136,13 +140,27 @@ class TransportSink:
         return int(self._transport.get_write_buffer_size())
 
     def close(self, code: int, reason: str) -> None:
-        """Send a close frame; abort the socket if the peer does not finish the close in time."""
-        if self._close_task is not None:
+        """Write the close frame now, behind what is buffered; abort if the peer is not done soon.
+
+        Written here, not through ASGI ``websocket.close`` from a task: uvicorn's send first
+        waits for the buffer to drain, which a client that does not read never allows (it got
+        an abort, never its 1013), and a handler returning right after closing let uvicorn
+        close the transport before the task ran (no 1008). Then as uvicorn's own close does:
+        ``close_sent``, reads resumed for the reply, and a timer it cancels when the reply comes.
+        """
+        if self._closing:
             return
-        transport = self._transport
-        self._close_task = asyncio.get_running_loop().create_task(
-            _close(self._send, code, reason, transport.abort)
-        )
+        self._closing = True
+        proto, transport = self._proto, self._transport
+        if proto.close_sent or transport.is_closing():
+            return
+        self._conn.send_close(code, reason)
+        transport.write(b"".join(self._conn.data_to_send()))
+        proto.close_sent = True
+        if proto.read_paused:
+            proto.read_paused = False
+            transport.resume_reading()
+        proto.close_timer = asyncio.get_running_loop().call_later(CLOSE_WAIT_S, transport.abort)
 
 
 class AsgiSink:

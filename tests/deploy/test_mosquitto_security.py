@@ -228,7 +228,8 @@ async def test_gateway_and_simulator_through_the_secured_broker(
                                 view["id"], group["sg"], frame["server_time_ms"]
                             )
                             assert truth is not None
-                            assert abs(truth[0] - end) <= 50, (view["id"], group, truth)
+                            # The project's bound (docs/protocol.md): 150 ms of the true change.
+                            assert abs(truth[0] - end) <= 150, (view["id"], group, truth)
                             numbered.add(view["id"])
     finally:
         await simulator.stop()
@@ -236,13 +237,13 @@ async def test_gateway_and_simulator_through_the_secured_broker(
     assert "connected to" in replica.log()
 
 
-async def test_gateway_over_tls_trusts_the_city_ca_through_ssl_cert_file(
-    city_broker: CityBroker, registry: Registry, monkeypatch: pytest.MonkeyPatch
+async def test_gateway_over_tls_trusts_the_city_ca_from_its_setting(
+    city_broker: CityBroker, registry: Registry
 ) -> None:
-    """Today a gateway reaches a private-CA broker over mqtts:// only via SSL_CERT_FILE."""
-    monkeypatch.setenv("SSL_CERT_FILE", str(city_broker.tls.ca))
+    """With SIGNAL_GATEWAY_BROKER_CA_FILE a gateway reaches a private-CA broker over mqtts://."""
     url = city_broker.url_for("gateway-2", tls=True)
-    async with running_gateway(url, registry) as gw, ws_client(gw.ws) as ws:
+    ca = str(city_broker.tls.ca)
+    async with running_gateway(url, registry, broker_ca_file=ca) as gw, ws_client(gw.ws) as ws:
         await ws.send(json.dumps({"op": "subscribe", "ids": ["YT004"]}))
         await next_frame(ws, "snapshot")
         async with city_broker.client("YT004", tls=True) as controller:
