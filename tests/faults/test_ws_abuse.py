@@ -4,7 +4,8 @@ Bounds (docs/reliability.md): connections beyond ``ws_max_connections`` or
 ``ws_max_connections_per_ip`` are refused before the handshake completes (HTTP 403) while the
 admitted clients keep their numbers; an oversize frame closes with 1009, invalid UTF-8 with 1007,
 a compressed frame (compression is off) with 1002, ten bad messages with 1008; a ping flood
-from a client that does not read costs bounded memory; a handshake that never completes is
+from a client that does not read costs bounded memory; with ``ws_compression`` on, a
+compression bomb closes with 1009 without being inflated; a handshake that never completes is
 closed after ``ws_handshake_timeout_s``.
 """
 
@@ -17,7 +18,7 @@ import socket
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from signal_gateway.core.registry import Registry
 from tests.faults.conftest import Figures
@@ -220,4 +221,45 @@ async def test_bad_handshakes(
         rss_growth_mb=memory.growth_mb,
         notes=f"Origin refused with 403; 9 half-open handshakes closed after {took} ms "
         f"(timeout {timeout_s} s)",
+    )
+
+
+async def test_compression_bomb_when_compression_is_on(
+    mosquitto: MosquittoProcess, registry: Registry, figures: Figures
+) -> None:
+    """With ws_compression on, a 1 KiB frame inflating to 16 MiB closes with 1009, memory flat."""
+    async with (
+        simulator(registry, mosquitto.port, IDS, speed=4) as sim,
+        gateway(mosquitto.url, registry, ws_compression=True) as gw,
+        judged_client(gw, sim.truth, compression="deflate") as judge,
+        Memory() as memory,
+    ):
+        await judge.wait_timed(IDS)
+        async with connect(gw.ws, compression="deflate", max_size=None) as bomber:
+            assert bomber.response is not None
+            assert "permessage-deflate" in (
+                bomber.response.headers.get("Sec-WebSocket-Extensions") or ""
+            )
+            bomb = "0" * (16 * 2**20)  # deflates to about 16 KiB on the wire
+            before = memory.sample()  # the bomb itself lives in this process too
+            with contextlib.suppress(ConnectionClosed):
+                await bomber.send(bomb)
+                await bomber.recv()
+                await bomber.recv()
+            code = bomber.close_code
+            growth = memory.sample() - before
+            del bomb
+        await until(lambda: judge.checked >= 20, 10)
+    judge.assert_clean(min_checked=20)
+    assert code == 1009
+    assert growth < 16, f"inflating the bomb cost {growth:.0f} MiB"
+    figures.record(
+        "14b compression bomb (ws_compression on)",
+        detection_ms=0,
+        peak_rss_mb=memory.peak_mb,
+        rss_growth_mb=growth,
+        wrong_numbers=len(judge.wrong),
+        numbers_checked=judge.checked,
+        notes="16 MiB of zeros, deflated: closed with 1009 at the 4 KiB limit (growth: while "
+        "sending it); compressed clients judged right",
     )
