@@ -41,6 +41,10 @@ class CoreConfig:
     stale_after_ms: int = 2500
     skew_threshold_ms: int = 1000
     step_tolerance_ms: int = 1000
+    # Samples the clock-offset minimum is taken over: 30 s at 10 Hz, 5 min at 1 Hz. Long, so
+    # that seconds of lag in the gateway or the broker (a burst, a busy core) cannot raise the
+    # minimum and push every end late; a slow controller clock drifts a few ms in that time.
+    offset_window: int = 300
     restart_seq_gap: int = 1000
     exact_tolerance_ms: int = 100  # one J2735 TimeMark tick
     end_jitter_ms: int = 20  # re-reported ends closer than this to the shown one keep it
@@ -115,7 +119,9 @@ class City:
         self.timely = True  # and reports are not held up on the way
 
     def _new_estimator(self) -> OffsetEstimator:
-        return OffsetEstimator(step_tolerance_ms=self.config.step_tolerance_ms)
+        return OffsetEstimator(
+            window=self.config.offset_window, step_tolerance_ms=self.config.step_tolerance_ms
+        )
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -84,11 +84,12 @@ def live(registry: Registry) -> Iterator[GatewayThread]:
         yield live
 
 
-def hello(url: str) -> ClientConnection:
-    """A connected client past its hello."""
-    ws = connect(url, max_size=None, open_timeout=5)
-    assert json.loads(ws.recv(timeout=5))["type"] == "hello"
-    return ws
+@contextlib.contextmanager
+def hello(url: str) -> Iterator[ClientConnection]:
+    """A connected client past its hello, closed when the block ends."""
+    with connect(url, max_size=None, open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "hello"
+        yield ws
 
 
 def answers(ws: ClientConnection, message: str | bytes) -> tuple[list[dict[str, Any]], int | None]:
@@ -155,7 +156,7 @@ messages = (
 @given(messages)  # fmt: skip
 def test_fuzz_one_client_message(live: GatewayThread, message: str | bytes) -> None:
     """Any one message gets documented answers, or a documented close; the gateway stays up."""
-    with contextlib.closing(hello(live.url)) as ws:
+    with hello(live.url) as ws:
         frames, closed = answers(ws, message)
     assert all(documented(frame) for frame in frames), frames
     if closed is not None:
@@ -164,7 +165,7 @@ def test_fuzz_one_client_message(live: GatewayThread, message: str | bytes) -> N
         assert closed != 1009 or size > 4096
     else:
         assert len(message) <= 4096 or isinstance(message, bytes)
-    with contextlib.closing(hello(live.url)):
+    with hello(live.url):
         pass
 
 
@@ -175,7 +176,7 @@ def test_fuzz_one_client_message(live: GatewayThread, message: str | bytes) -> N
 def test_fuzz_message_sequences(live: GatewayThread, sequence: list[str]) -> None:
     """On one connection, the tenth error closes with 1008 and not one before."""
     errors = 0
-    with contextlib.closing(hello(live.url)) as ws:
+    with hello(live.url) as ws:
         for message in sequence:
             frames, closed = answers(ws, message)
             assert all(documented(frame) for frame in frames), frames
