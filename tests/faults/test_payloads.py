@@ -134,7 +134,8 @@ json_leaf = (
 json_values = st.recursive(
     json_leaf,
     lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+        st.lists(inner, min_size=1, max_size=4)
+        | st.dictionaries(st.text(max_size=8), inner, min_size=1, max_size=4)
     ),
     max_leaves=20,
 )
