@@ -60,9 +60,16 @@ async def test_clock_skew_and_steps(
                 e.at_ms for e in events if e.kind == "clock_step" and e.intersection_id in back
             )
             recovery = confirmed - stepped
-            await judge.wait(
+            # every controller reports, trusted, after the last confirmation, and shows times
+            # (updated_ms alone is not pushed to clients: the city's own state says it)
+            await until(
                 lambda: all(
-                    judge.is_timed(i) and judge.latest[i]["updated_ms"] > confirmed for i in ids
+                    (state := city.state(i)).last_rx_ms is not None
+                    and state.last_rx_ms > confirmed
+                    and state.sample is not None
+                    and state.sample.trusted
+                    and judge.is_timed(i)
+                    for i in ids
                 ),
                 8,
             )
