@@ -110,7 +110,7 @@ async def test_burst_all_controllers_at_10_hz(
     # ~98 % on an idle 2-core machine; a floor that holds while another suite shares the cores
     assert rate >= 0.75 * len(ids) * 10, f"{rate:.0f} reports/s taken"
     # Reports more than the stale time late are dropped (too_old): the safety valve when this
-    # shared machine falls behind; a few per cent at most, and never a wrong number (above).
+    # shared machine falls behind; never a wrong number (above).
     # A fresh-clone CI run on 2 cores dropped 6.5 % (8,359 of 127,703) with 0 wrong numbers;
     # the bound catches a gateway that stops keeping up, not the machine's size.
     assert late <= 0.15 * accepted, f"{late} reports dropped as too old"
