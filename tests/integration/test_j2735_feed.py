@@ -47,9 +47,11 @@ async def test_j2735_feed_reaches_the_view_and_the_spat_route(
 ) -> None:
     """An ODE record on the J2735 topic becomes YT001's view; /spat gives it back in J2735 terms."""
     async with running_gateway(mosquitto.url, registry, j2735_topic="ode/spat") as gw:
-        now = time.time_ns() // 1_000_000
-        record = ode_record(now - now % 100, red_for_ms=20_000)
         async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
+            # Dated once connected: the record's reference time (odeReceivedAt) is its clock,
+            # and a slow connect must not count as delay in the gateway's offset.
+            now = time.time_ns() // 1_000_000
+            record = ode_record(now - now % 100, red_for_ms=20_000)
             await client.publish("ode/spat", json.dumps(record).encode())
         city = gw.gateway.city
         await until(lambda: city.view("YT001").updated_ms is not None)
