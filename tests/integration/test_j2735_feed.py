@@ -51,14 +51,14 @@ async def test_j2735_feed_reaches_the_view_and_the_spat_route(
             # Dated once connected: the record's reference time (odeReceivedAt) is its clock,
             # and a slow connect must not count as delay in the gateway's offset.
             now = time.time_ns() // 1_000_000
-            record = ode_record(now - now % 100, red_for_ms=20_000)
+            record = ode_record(now, red_for_ms=20_000)
             await client.publish("ode/spat", json.dumps(record).encode())
         city = gw.gateway.city
         await until(lambda: city.view("YT001").updated_ms is not None)
         group4 = next(g for g in city.view("YT001").groups if g.sg == 4)
         assert group4.state == "red"
         assert group4.end_ms is not None
-        expected = now - now % 100 + 20_000
+        expected = (now + 20_000) // 100 * 100  # the TimeMark's tenth of a second
         assert abs(group4.end_ms - expected) <= 150
         async with httpx.AsyncClient() as http:
             spat = (await http.get(f"{gw.http}/api/v1/intersections/YT001/spat")).json()
